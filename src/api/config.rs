@@ -1,0 +1,279 @@
+//! `Config`: which restic repositories exist, which PVCs they protect, and when.
+
+// kube's repeated `printcolumn(...)`/`shortname` arguments look like duplicates to clippy.
+#![allow(clippy::duplicated_attributes)]
+
+use k8s_openapi::api::core::v1::EnvVar;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Loose shape of a schedule, checked by the API server so that typos are rejected at `kubectl
+/// apply`. The operator parses it fully and reports anything subtler in the Config's status.
+const SCHEDULE_PATTERN: &str = r"^((CRON_TZ|TZ)=[^\s]+\s+)?(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[^\s]+\s+[^\s]+\s+[^\s]+\s+[^\s]+\s+[^\s]+)$";
+
+/// Protects PersistentVolumeClaims with restic: names the repositories (by priority), selects the
+/// PVCs (by labels and namespaces), and schedules backups and retention. New PVCs it selects are
+/// restored from their newest snapshot before use.
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "backup.datarestor-operator.com",
+    version = "v1alpha1",
+    kind = "Config",
+    namespaced,
+    status = "ConfigStatus",
+    derive = "PartialEq",
+    shortname = "drconfig",
+    shortname = "drc",
+    category = "datarestor",
+    printcolumn(
+        name = "Repositories",
+        type_ = "string",
+        json_path = ".status.repositorySummary",
+        description = "Ready repositories out of all"
+    ),
+    printcolumn(name = "PVCs", type_ = "integer", json_path = ".status.matchedPvcs", description = "PVCs this Config selects"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    doc = "Protects PersistentVolumeClaims with restic: repositories by priority, PVC selectors, backup and retention schedules."
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigSpec {
+    /// restic repositories. Backups go to each repository on its own schedule; restores try them
+    /// in priority order (lowest number first).
+    #[schemars(length(min = 1, max = 32))]
+    #[x_kube(validation = kube::core::Rule::new("self.all(r, self.exists_one(o, o.priority == r.priority))").message("repository priorities must be unique"))]
+    #[x_kube(validation = kube::core::Rule::new("self.all(r, self.exists_one(o, o.target == r.target))").message("repository targets must be unique"))]
+    pub repositories: Vec<Repository>,
+
+    /// Environment shared by every repository (for example `RESTIC_PASSWORD`); an entry of the
+    /// same name on a repository wins. `valueFrom.secretKeyRef` refers to a Secret in this
+    /// Config's namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+
+    /// Which PVCs are protected. A PVC is selected when any selector matches it (OR); within one
+    /// selector, labels and namespaces must all match (AND). No selectors: no PVCs.
+    #[serde(default)]
+    pub selectors: Vec<Selector>,
+
+    /// Scale the Deployments and StatefulSets that mount a PVC to zero while it is backed up or
+    /// restored, and back to their original replicas afterwards.
+    #[serde(default)]
+    pub stop_pods: bool,
+
+    /// Restore PVCs this Config selects from their newest snapshot when they are new.
+    #[serde(default = "default_true")]
+    pub auto_restore: bool,
+
+    /// Allow `manual-restore` requests to clone a PVC of another namespace (a host
+    /// `{namespace}-{pvc}` outside the requesting PVC's namespace).
+    #[serde(default)]
+    pub allow_cross_namespace_restore: bool,
+
+    /// What a manual restore does with files already in the volume: `Clean` (the default) empties
+    /// the volume first so it holds exactly the snapshot; `Merge` writes the snapshot's files over
+    /// the existing ones and keeps the rest; `IfEmpty` refuses to touch a volume that holds data.
+    #[serde(default)]
+    pub manual_restore_mode: RestoreMode,
+
+    /// Completed Tasks kept per PVC and type; older ones are deleted.
+    #[serde(default = "default_succeeded_history")]
+    #[schemars(range(min = 0, max = 100))]
+    pub succeeded_tasks_history_limit: i32,
+
+    /// Failed Tasks kept per PVC and type; older ones are deleted.
+    #[serde(default = "default_failed_history")]
+    #[schemars(range(min = 0, max = 100))]
+    pub failed_tasks_history_limit: i32,
+}
+
+/// One restic repository and its schedules.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Repository {
+    /// restic repository: `s3:http://minio:9000/bucket`, `s3:s3.amazonaws.com/bucket/path`,
+    /// `/local/path`, `rest:https://...`, `b2:...`, `azure:...`, `gs:...`, `sftp:...`.
+    #[schemars(length(min = 1, max = 1024))]
+    pub target: String,
+
+    /// Lower is preferred: restores try repositories in ascending priority.
+    #[schemars(range(min = 0))]
+    pub priority: i32,
+
+    /// When every selected PVC is backed up to this repository: five cron fields or a macro
+    /// (`@daily`), optionally prefixed by `CRON_TZ=<zone>` (default UTC).
+    #[serde(default = "default_backup_schedule")]
+    #[schemars(pattern(SCHEDULE_PATTERN))]
+    pub backup_schedule: String,
+
+    /// When retention (`restic forget` with `forgetArgs`, then prune) runs on this repository.
+    /// The original operator's spelling; `forgetSchedule` is accepted too and wins when both are set.
+    #[serde(default = "default_forget_schedule")]
+    #[schemars(pattern(SCHEDULE_PATTERN))]
+    pub forgot_schedule: String,
+
+    /// Alias of `forgotSchedule`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(SCHEDULE_PATTERN))]
+    pub forget_schedule: Option<String>,
+
+    /// Retention policy passed to `restic forget`, e.g. `["--keep-last", "10", "--keep-daily", "7"]`.
+    #[serde(default = "default_forget_args")]
+    pub forget_args: Vec<String>,
+
+    /// restic environment for this repository (`AWS_ACCESS_KEY_ID`, `RESTIC_PASSWORD`, ...).
+    /// `valueFrom.secretKeyRef` refers to a Secret in the Config's namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+
+    /// At most this many restic Jobs run against this repository at once.
+    #[serde(default = "default_max_concurrent_jobs")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_concurrent_jobs: i32,
+}
+
+impl Repository {
+    /// The retention schedule, honouring both spellings (`forgetSchedule` wins).
+    pub fn retention_schedule(&self) -> &str {
+        self.forget_schedule.as_deref().unwrap_or(&self.forgot_schedule)
+    }
+}
+
+impl ConfigSpec {
+    /// Repositories ordered by priority, the order restores try them in.
+    pub fn repositories_by_priority(&self) -> Vec<&Repository> {
+        let mut repos: Vec<&Repository> = self.repositories.iter().collect();
+        repos.sort_by_key(|r| r.priority);
+        repos
+    }
+
+    /// The restic environment of one repository: the shared `env` overlaid with its own.
+    pub fn effective_env(&self, repository: &Repository) -> Vec<EnvVar> {
+        let mut merged: Vec<EnvVar> =
+            self.env.iter().filter(|shared| !repository.env.iter().any(|own| own.name == shared.name)).cloned().collect();
+        merged.extend(repository.env.iter().cloned());
+        merged
+    }
+}
+
+/// Selects PVCs by labels and namespaces; both must match when both are given.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Selector {
+    /// Labels the PVC must carry (all of them, equal values).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub match_labels: BTreeMap<String, String>,
+
+    /// Namespaces the PVC may live in (any of them). Empty or absent: every namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_namespaces: Vec<String>,
+}
+
+impl Selector {
+    /// Whether a PVC with these labels in this namespace is selected.
+    pub fn matches(&self, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
+        let namespace_ok = self.match_namespaces.is_empty() || self.match_namespaces.iter().any(|n| n == namespace);
+        let labels_ok = self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v));
+        namespace_ok && labels_ok
+    }
+}
+
+impl ConfigSpec {
+    /// Whether any selector picks this PVC.
+    pub fn selects(&self, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
+        self.selectors.iter().any(|s| s.matches(namespace, labels))
+    }
+}
+
+/// What a restore does with files already present in the volume.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RestoreMode {
+    /// Empty the volume first, so it holds exactly the snapshot's files.
+    #[default]
+    Clean,
+    /// Write the snapshot's files over the volume, keeping files the snapshot does not have.
+    Merge,
+    /// Restore only into an empty volume; a volume with data is left untouched and the Task fails.
+    IfEmpty,
+}
+
+/// Observed state of a Config.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// `Ready` (spec valid and every repository reachable), `Valid`, `RepositoriesReady`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// How many PVCs the selectors match right now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_pvcs: Option<i32>,
+
+    /// `ready/total` repositories, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_summary: Option<String>,
+
+    /// One entry per repository.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repositories: Vec<RepositoryStatus>,
+}
+
+/// Observed state of one repository.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryStatus {
+    pub target: String,
+    pub priority: i32,
+    /// Whether the last connectivity check succeeded.
+    pub ready: bool,
+    /// Machine-readable cause of `ready`, e.g. `Connected`, `Unreachable`, `WrongPassword`.
+    #[serde(default)]
+    pub reason: String,
+    /// Human-readable detail of the last check.
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check_time: Option<Time>,
+    /// The next scheduled backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_backup: Option<Time>,
+    /// The next scheduled retention run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_forget: Option<Time>,
+    /// The last backup slot that was turned into Tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup_slot: Option<Time>,
+    /// The last retention slot that was run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_forget_slot: Option<Time>,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_backup_schedule() -> String {
+    "0 2 * * *".into()
+}
+fn default_forget_schedule() -> String {
+    "0 4 * * 0".into()
+}
+fn default_forget_args() -> Vec<String> {
+    vec!["--keep-last".into(), "10".into()]
+}
+fn default_max_concurrent_jobs() -> i32 {
+    4
+}
+fn default_succeeded_history() -> i32 {
+    3
+}
+fn default_failed_history() -> i32 {
+    3
+}

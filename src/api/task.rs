@@ -1,0 +1,183 @@
+//! `Task`: one backup or restore of one PVC, and the history users inspect.
+
+// kube's repeated `printcolumn(...)`/`shortname` arguments look like duplicates to clippy.
+#![allow(clippy::duplicated_attributes)]
+
+use super::RestoreMode;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One backup or restore of one PersistentVolumeClaim. Lives in the PVC's namespace and owns the
+/// restic Job that does the work. Never holds credentials.
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "backup.datarestor-operator.com",
+    version = "v1alpha1",
+    kind = "Task",
+    namespaced,
+    status = "TaskStatus",
+    derive = "PartialEq",
+    shortname = "drtask",
+    shortname = "drt",
+    category = "datarestor",
+    printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
+    printcolumn(name = "Trigger", type_ = "string", json_path = ".spec.trigger"),
+    printcolumn(name = "PVC", type_ = "string", json_path = ".spec.pvcName"),
+    printcolumn(name = "Repository", type_ = "string", json_path = ".status.repository"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Snapshot", type_ = "string", json_path = ".status.shortSnapshotId"),
+    printcolumn(name = "Size", type_ = "string", json_path = ".status.size"),
+    printcolumn(name = "Duration", type_ = "string", json_path = ".status.duration"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Message", type_ = "string", json_path = ".status.message", priority = 1),
+    doc = "One backup or restore of one PersistentVolumeClaim, run by a restic Job."
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskSpec {
+    /// `backup` or `restore`.
+    #[serde(rename = "type")]
+    pub type_: TaskType,
+
+    /// What created the Task: `scheduled`, `manual` (an annotation) or `auto` (a new PVC).
+    pub trigger: TaskTrigger,
+
+    /// The PVC in this Task's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub pvc_name: String,
+
+    /// The Config whose repositories and settings apply.
+    pub config_ref: ConfigRef,
+
+    /// The repository target to use. Backups always name one; a restore without one tries the
+    /// Config's repositories in priority order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+
+    /// Snapshot host: for a backup, this PVC's `{namespace}-{pvcName}`; for a restore, the host to
+    /// restore from (another PVC's host clones its data).
+    #[schemars(length(min = 1, max = 512))]
+    pub host: String,
+
+    /// Backup: the name recorded as tag `name=<name>`. Restore: a backup name, a snapshot id or an
+    /// id prefix; absent means the newest snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+
+    /// Restore only: what to do with files already in the volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_mode: Option<RestoreMode>,
+
+    /// Scheduled Tasks: the schedule slot this Task is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_for: Option<Time>,
+}
+
+/// The kind of work a Task does.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskType {
+    Backup,
+    Restore,
+}
+
+/// What created a Task.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskTrigger {
+    Scheduled,
+    Manual,
+    Auto,
+}
+
+/// Points at a Config.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct ConfigRef {
+    pub name: String,
+    pub namespace: String,
+}
+
+/// Where a Task is in its life.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TaskPhase {
+    #[default]
+    Pending,
+    ScalingDown,
+    Running,
+    ScalingUp,
+    Completed,
+    Failed,
+}
+
+impl TaskPhase {
+    /// Completed and Failed are final: nothing more happens to the Task.
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed)
+    }
+}
+
+/// Observed state of a Task.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<TaskPhase>,
+
+    /// What is happening, or what went wrong, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// The restic Job doing the work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_name: Option<String>,
+
+    /// The repository target used (resolved before the Job starts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+
+    /// The snapshot written (backup) or read (restore).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+
+    /// First eight characters of `snapshotId`, as restic prints it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_snapshot_id: Option<String>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+
+    /// From restic's backup summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_new: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_changed: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_unmodified: Option<i64>,
+    /// Bytes added to the repository (after deduplication and compression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_added: Option<i64>,
+    /// Bytes read from the volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_processed: Option<i64>,
+    /// restic's own duration of the operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+
+    /// `bytesProcessed` for people, e.g. `1.2 GiB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// Wall-clock duration for people, e.g. `3m12s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+}

@@ -1,0 +1,232 @@
+//! The restic Job for one Task: a pure function of the Task and the operator's settings.
+
+use crate::api::{RestoreMode, Task, TaskType, DATA_PATH, GROUP};
+use crate::restic::{self, CACHE_DIR, RESTORE_STAGING_DIR};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Affinity, Capabilities, Container, EmptyDirVolumeSource, EnvFromSource, NodeAffinity, NodeSelector, NodeSelectorRequirement,
+    NodeSelectorTerm, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
+    SeccompProfile, SecretEnvSource, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Resource;
+use std::collections::BTreeMap;
+
+/// The one restic image every Job uses; pinned here and nowhere else.
+pub const RESTIC_IMAGE: &str = "docker.io/restic/restic:0.18.1";
+
+/// Label on every object the operator creates.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "datarestor-operator";
+pub const TASK_LABEL: &str = "backup.datarestor-operator.com/task";
+pub const PVC_LABEL: &str = "backup.datarestor-operator.com/pvc";
+pub const TYPE_LABEL: &str = "backup.datarestor-operator.com/type";
+
+/// Operator-wide Job settings (from command-line flags).
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobSettings {
+    pub image: String,
+    pub image_pull_policy: String,
+    /// Kill the Job after this long; restic 0.18 retries a missing bucket for minutes.
+    pub active_deadline_seconds: i64,
+    /// Pod retries inside one Job (network blips); lock and credential problems are handled by the
+    /// operator, not by retrying blindly.
+    pub backoff_limit: i32,
+    pub cpu_request: String,
+    pub memory_request: String,
+    pub memory_limit: String,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            image: RESTIC_IMAGE.into(),
+            image_pull_policy: "IfNotPresent".into(),
+            active_deadline_seconds: 6 * 3600,
+            backoff_limit: 2,
+            cpu_request: "100m".into(),
+            memory_request: "128Mi".into(),
+            memory_limit: "2Gi".into(),
+        }
+    }
+}
+
+/// What the builder needs beyond the Task itself.
+#[derive(Clone, Debug)]
+pub struct JobInputs<'a> {
+    /// The repository target, already resolved.
+    pub repository: &'a str,
+    /// Restore only: the snapshot id, already resolved.
+    pub snapshot_id: Option<&'a str>,
+    /// Secret in the Task's namespace holding the repository's restic environment.
+    pub credentials_secret: &'a str,
+    /// Node the PVC is attached to (ReadWriteOnce in use): the Job must run there.
+    pub node_name: Option<&'a str>,
+    pub settings: &'a JobSettings,
+}
+
+/// Runs restic and then puts the result in place according to the restore mode. `$1` is the mode,
+/// the rest is restic's argument vector.
+const RESTORE_SCRIPT: &str = r#"set -eu
+mode="$1"; shift
+stage=/data/.datarestor-restore
+not_empty() { [ -n "$(ls -A /data 2>/dev/null | grep -v '^\.datarestor-restore$')" ]; }
+case "$mode" in
+  IfEmpty)
+    if not_empty; then echo "datarestor: /data holds data and the restore mode is IfEmpty; nothing was changed" >&2; exit 3; fi
+    exec restic "$@" ;;
+  Merge)
+    exec restic "$@" ;;
+  Clean)
+    rm -rf "$stage"; mkdir -p "$stage"
+    restic "$@"
+    find /data -mindepth 1 -maxdepth 1 ! -name .datarestor-restore -exec rm -rf -- {} +
+    if [ -d "$stage/data" ]; then find "$stage/data" -mindepth 1 -maxdepth 1 -exec mv -- {} /data/ \; ; fi
+    rm -rf "$stage" ;;
+  *) echo "datarestor: unknown restore mode $mode" >&2; exit 2 ;;
+esac
+"#;
+
+/// Builds the Job for a Task. Returns `None` for a Task without a name, namespace or uid (not
+/// yet stored), which cannot own a Job.
+pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
+    let name = task.metadata.name.clone()?;
+    let namespace = task.metadata.namespace.clone()?;
+    let owner = task.controller_owner_ref(&())?;
+    let spec = &task.spec;
+    let backup = spec.type_ == TaskType::Backup;
+
+    let (command, args) = match spec.type_ {
+        TaskType::Backup => {
+            let args = restic::args(inputs.repository, &restic::Command::Backup { host: &spec.host, name: spec.name.as_deref() });
+            (vec!["restic".to_owned()], args)
+        }
+        TaskType::Restore => {
+            let mode = spec.restore_mode.unwrap_or_default();
+            let target = if mode == RestoreMode::Clean { RESTORE_STAGING_DIR } else { "/" };
+            let snapshot_id = inputs.snapshot_id.unwrap_or("latest");
+            let restic_args = restic::args(inputs.repository, &restic::Command::Restore { snapshot_id, target });
+            let mut args = vec!["restore".to_owned(), format!("{mode:?}")];
+            args.extend(restic_args);
+            (vec!["/bin/sh".to_owned(), "-c".to_owned(), RESTORE_SCRIPT.to_owned()], args)
+        }
+    };
+
+    let labels = BTreeMap::from([
+        (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
+        (TASK_LABEL.to_owned(), name.clone()),
+        (PVC_LABEL.to_owned(), spec.pvc_name.clone()),
+        (TYPE_LABEL.to_owned(), if backup { "backup" } else { "restore" }.to_owned()),
+    ]);
+
+    let container = Container {
+        name: "restic".into(),
+        image: Some(inputs.settings.image.clone()),
+        image_pull_policy: Some(inputs.settings.image_pull_policy.clone()),
+        command: Some(command),
+        args: Some(args),
+        env_from: Some(vec![EnvFromSource {
+            secret_ref: Some(SecretEnvSource { name: inputs.credentials_secret.to_owned(), optional: Some(false) }),
+            ..Default::default()
+        }]),
+        volume_mounts: Some(vec![
+            VolumeMount { name: "data".into(), mount_path: DATA_PATH.into(), read_only: Some(backup), ..Default::default() },
+            VolumeMount { name: "cache".into(), mount_path: CACHE_DIR.into(), ..Default::default() },
+            VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
+        ]),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_owned(), Quantity(inputs.settings.cpu_request.clone())),
+                ("memory".to_owned(), Quantity(inputs.settings.memory_request.clone())),
+            ])),
+            limits: Some(BTreeMap::from([("memory".to_owned(), Quantity(inputs.settings.memory_limit.clone()))])),
+            ..Default::default()
+        }),
+        security_context: Some(container_security(backup)),
+        ..Default::default()
+    };
+
+    let pod = PodSpec {
+        restart_policy: Some("Never".into()),
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        containers: vec![container],
+        volumes: Some(vec![
+            Volume {
+                name: "data".into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: spec.pvc_name.clone(),
+                    read_only: Some(backup),
+                }),
+                ..Default::default()
+            },
+            Volume { name: "cache".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
+            Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
+        ]),
+        affinity: inputs.node_name.map(pin_to_node),
+        security_context: Some(PodSecurityContext {
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+
+    Some(Job {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(namespace),
+            labels: Some(labels.clone()),
+            annotations: Some(BTreeMap::from([(format!("{GROUP}/repository"), inputs.repository.to_owned())])),
+            owner_references: Some(vec![OwnerReference { block_owner_deletion: Some(true), ..owner }]),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(inputs.settings.backoff_limit),
+            active_deadline_seconds: Some(inputs.settings.active_deadline_seconds),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
+                spec: Some(pod),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    })
+}
+
+/// restic reads every file (backup) and restores owners and modes (restore), so it runs as root,
+/// but with only the capabilities that needs and nothing else.
+fn container_security(backup: bool) -> SecurityContext {
+    let mut add = vec!["DAC_READ_SEARCH".to_owned()];
+    if !backup {
+        add.extend(["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"].map(String::from));
+    }
+    SecurityContext {
+        run_as_user: Some(0),
+        run_as_non_root: Some(false),
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: Some(add) }),
+        ..Default::default()
+    }
+}
+
+/// A ReadWriteOnce volume in use can only be mounted on the node that has it.
+fn pin_to_node(node: &str) -> Affinity {
+    Affinity {
+        node_affinity: Some(NodeAffinity {
+            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                node_selector_terms: vec![NodeSelectorTerm {
+                    match_expressions: Some(vec![NodeSelectorRequirement {
+                        key: "kubernetes.io/hostname".into(),
+                        operator: "In".into(),
+                        values: Some(vec![node.to_owned()]),
+                    }]),
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,13 @@
+//! DataRestor: a Kubernetes operator that protects PersistentVolumeClaim data with restic.
+//!
+//! The pure pieces live here, apart from any client: the API types, the annotation grammar, cron
+//! schedules, restic command lines and the Job builder.
+
+pub mod annotation;
+pub mod api;
+pub mod crdgen;
+pub mod job;
+pub mod naming;
+pub mod operator;
+pub mod restic;
+pub mod schedule;

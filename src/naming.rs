@@ -1,0 +1,46 @@
+//! Kubernetes object names the operator derives: deterministic, valid, and short enough.
+
+/// Longest name that can also serve as a label value (Jobs label their pods with their name).
+pub const MAX_NAME_LEN: usize = 63;
+
+/// Joins `parts` with `-` into a valid DNS-1123 label of at most 63 characters. When the joined
+/// name is too long it is cut and a hash of the whole is appended, so distinct inputs stay distinct
+/// and the same input always gives the same name.
+pub fn bounded_name(parts: &[&str]) -> String {
+    let joined: String = parts.join("-").to_ascii_lowercase();
+    let mut clean: String = joined.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
+    if clean.len() <= MAX_NAME_LEN && clean == joined {
+        return clean.trim_matches('-').to_owned();
+    }
+    let hash = format!("{:08x}", fnv1a(joined.as_bytes()) as u32);
+    clean.truncate(MAX_NAME_LEN - hash.len() - 1);
+    format!("{}-{hash}", clean.trim_matches('-'))
+}
+
+/// A small stable hash (FNV-1a); names must not change between releases or platforms.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_are_kept() {
+        assert_eq!(bounded_name(&["backup", "data-db-0", "29561042"]), "backup-data-db-0-29561042");
+    }
+
+    #[test]
+    fn long_or_odd_names_are_cut_and_hashed() {
+        let long = "p".repeat(200);
+        let a = bounded_name(&["backup", &long, "1"]);
+        let b = bounded_name(&["backup", &long, "2"]);
+        assert!(a.len() <= MAX_NAME_LEN && b.len() <= MAX_NAME_LEN, "{a} {b}");
+        assert_ne!(a, b);
+        assert_eq!(a, bounded_name(&["backup", &long, "1"]));
+        let odd = bounded_name(&["restore", "My_PVC.v2"]);
+        assert!(odd.starts_with("restore-my-pvc-v2-"), "{odd}");
+        assert!(odd.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+    }
+}

@@ -1,0 +1,323 @@
+//! restic command lines, and what restic prints back: JSON summaries and failures.
+//!
+//! Every call names the repository with `--repo` (a target is not a secret); credentials and the
+//! password reach restic only through its environment.
+
+use crate::api::DATA_PATH;
+use serde::Deserialize;
+
+/// Where restic keeps its cache inside a Job (an emptyDir, so a read-only root still works).
+pub const CACHE_DIR: &str = "/cache";
+
+/// Where a Clean restore stages the snapshot before swapping it in: inside the volume, so the
+/// swap is a rename and a failed download never costs the existing data.
+pub const RESTORE_STAGING_DIR: &str = "/data/.datarestor-restore";
+
+/// One restic operation against one repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// Create the repository (and, for S3, its bucket).
+    Init,
+    /// Cheapest call that proves the repository exists and the password opens it.
+    CatConfig,
+    /// List snapshots, optionally of one host and carrying all of `tags`.
+    Snapshots { host: Option<&'a str>, tags: Vec<String> },
+    /// Back up the volume mounted at `/data`.
+    Backup { host: &'a str, name: Option<&'a str> },
+    /// Restore a resolved snapshot; its `/data` lands at `<target>/data`.
+    Restore { snapshot_id: &'a str, target: &'a str },
+    /// Apply a retention policy to this operator's snapshots (path `/data`) and prune.
+    Forget { hosts: &'a [String], policy: &'a [String] },
+    /// Remove stale locks only (never `--remove-all`: live locks belong to running operations).
+    Unlock,
+    /// Verify the repository's structure.
+    Check,
+}
+
+/// The argument vector (without the `restic` program itself).
+pub fn args(repository: &str, command: &Command<'_>) -> Vec<String> {
+    let mut args: Vec<String> = Vec::new();
+    let mut push = |items: &[&str]| args.extend(items.iter().map(|s| (*s).to_owned()));
+    match command {
+        Command::Init => push(&["init"]),
+        Command::CatConfig => push(&["cat", "config"]),
+        Command::Snapshots { host, tags } => {
+            push(&["snapshots", "--json"]);
+            if let Some(host) = host {
+                push(&["--host", host]);
+            }
+            for tag in tags {
+                push(&["--tag", tag]);
+            }
+        }
+        Command::Backup { host, name } => {
+            // A failed Clean restore may leave its staging directory behind; it is not data.
+            push(&["backup", DATA_PATH, "--json", "--host", host, "--exclude", RESTORE_STAGING_DIR]);
+            if let Some(name) = name {
+                push(&["--tag", &name_tag(name)]);
+            }
+        }
+        Command::Restore { snapshot_id, target } => push(&["restore", snapshot_id, "--target", target]),
+        Command::Forget { hosts, policy } => {
+            push(&["forget", "--prune", "--path", DATA_PATH]);
+            for host in hosts.iter() {
+                push(&["--host", host]);
+            }
+            push(&policy.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        Command::Unlock => push(&["unlock"]),
+        Command::Check => push(&["check"]),
+    }
+    args.extend(["--repo".to_owned(), repository.to_owned(), "--cache-dir".to_owned(), CACHE_DIR.to_owned()]);
+    args
+}
+
+/// The tag that carries a backup's name, as the original operator wrote it.
+pub fn name_tag(name: &str) -> String {
+    format!("name={name}")
+}
+
+/// The `summary` line of `restic backup --json`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct BackupSummary {
+    #[serde(default)]
+    pub files_new: u64,
+    #[serde(default)]
+    pub files_changed: u64,
+    #[serde(default)]
+    pub files_unmodified: u64,
+    #[serde(default)]
+    pub data_added: u64,
+    #[serde(default)]
+    pub total_files_processed: u64,
+    #[serde(default)]
+    pub total_bytes_processed: u64,
+    #[serde(default)]
+    pub total_duration: f64,
+    pub snapshot_id: String,
+}
+
+/// Finds the backup summary in a Job's output (status lines and plain text may surround it).
+pub fn backup_summary(output: &str) -> Option<BackupSummary> {
+    output.lines().rev().find_map(|line| {
+        let value: serde_json::Value = serde_json::from_str(line.trim()).ok()?;
+        if value.get("message_type")?.as_str()? != "summary" {
+            return None;
+        }
+        serde_json::from_value(value).ok()
+    })
+}
+
+/// One entry of `restic snapshots --json`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Snapshot {
+    pub id: String,
+    #[serde(default)]
+    pub short_id: String,
+    pub time: String,
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl Snapshot {
+    /// The backup name recorded in the `name=` tag.
+    pub fn name(&self) -> Option<&str> {
+        self.tags.iter().find_map(|t| t.strip_prefix("name="))
+    }
+
+    /// When it was taken; restic prints RFC 3339 with a local offset.
+    pub fn taken_at(&self) -> Option<jiff::Timestamp> {
+        self.time.parse().ok()
+    }
+}
+
+/// Parses `restic snapshots --json`.
+pub fn parse_snapshots(output: &str) -> Result<Vec<Snapshot>, serde_json::Error> {
+    let json = output.lines().find(|l| l.trim_start().starts_with('[')).unwrap_or("[]");
+    serde_json::from_str(json)
+}
+
+/// Why a restic call failed, from its exit code (restic 0.16+) or its message (older releases
+/// exit 1 for everything).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// No repository at the target (exit 10).
+    NoRepository,
+    /// Another operation holds a lock, or a crashed one left it (exit 11).
+    Locked,
+    /// The password opens no key (exit 12).
+    WrongPassword,
+    /// The storage could not be reached at all.
+    Unreachable,
+    /// The snapshot, name or path asked for does not exist.
+    NotFound,
+    /// Anything else.
+    Other,
+}
+
+impl Failure {
+    /// Classifies a failed call.
+    pub fn classify(exit_code: i32, output: &str) -> Self {
+        match exit_code {
+            10 => return Self::NoRepository,
+            11 => return Self::Locked,
+            12 => return Self::WrongPassword,
+            _ => {}
+        }
+        let text = output.to_ascii_lowercase();
+        let has = |needle: &str| text.contains(needle);
+        if has("repository is already locked") || has("unable to create lock") {
+            Self::Locked
+        } else if has("wrong password") || has("no key found") {
+            Self::WrongPassword
+        } else if has("is there a repository at the following location")
+            || has("unable to open config file")
+            || has("config file does not exist")
+            || has("repository does not exist")
+        {
+            Self::NoRepository
+        } else if has("connection refused")
+            || has("no such host")
+            || has("i/o timeout")
+            || has("network is unreachable")
+            || has("context deadline exceeded")
+            || has("connection reset")
+        {
+            Self::Unreachable
+        } else if has("no matching id found") || has("no snapshot found") || has("invalid id") {
+            Self::NotFound
+        } else {
+            Self::Other
+        }
+    }
+
+    /// A stable, low-cardinality reason for conditions, Events and metrics.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::NoRepository => "RepositoryMissing",
+            Self::Locked => "RepositoryLocked",
+            Self::WrongPassword => "WrongPassword",
+            Self::Unreachable => "Unreachable",
+            Self::NotFound => "SnapshotNotFound",
+            Self::Other => "ResticFailed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPO: &str = "s3:http://minio:9000/backup-bucket";
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn argument_vectors() {
+        let tail = ["--repo", REPO, "--cache-dir", "/cache"];
+        let with_tail = |head: &[&str]| strings(&[head, &tail].concat());
+        let policy = strings(&["--keep-last", "10", "--keep-daily", "7"]);
+        let hosts = strings(&["prod-db", "prod-cache"]);
+        let cases = [
+            (Command::Init, with_tail(&["init"])),
+            (Command::CatConfig, with_tail(&["cat", "config"])),
+            (
+                Command::Snapshots { host: Some("prod-db"), tags: vec![name_tag("pre-upgrade")] },
+                with_tail(&["snapshots", "--json", "--host", "prod-db", "--tag", "name=pre-upgrade"]),
+            ),
+            (Command::Snapshots { host: None, tags: vec![] }, with_tail(&["snapshots", "--json"])),
+            (
+                Command::Backup { host: "prod-db", name: Some("pre-upgrade") },
+                with_tail(&[
+                    "backup",
+                    "/data",
+                    "--json",
+                    "--host",
+                    "prod-db",
+                    "--exclude",
+                    "/data/.datarestor-restore",
+                    "--tag",
+                    "name=pre-upgrade",
+                ]),
+            ),
+            (
+                Command::Backup { host: "prod-db", name: None },
+                with_tail(&["backup", "/data", "--json", "--host", "prod-db", "--exclude", "/data/.datarestor-restore"]),
+            ),
+            (Command::Restore { snapshot_id: "4dc1094c", target: "/" }, with_tail(&["restore", "4dc1094c", "--target", "/"])),
+            (
+                Command::Forget { hosts: &hosts, policy: &policy },
+                with_tail(&[
+                    "forget",
+                    "--prune",
+                    "--path",
+                    "/data",
+                    "--host",
+                    "prod-db",
+                    "--host",
+                    "prod-cache",
+                    "--keep-last",
+                    "10",
+                    "--keep-daily",
+                    "7",
+                ]),
+            ),
+            (Command::Unlock, with_tail(&["unlock"])),
+            (Command::Check, with_tail(&["check"])),
+        ];
+        for (command, expected) in cases {
+            assert_eq!(args(REPO, &command), expected, "{command:?}");
+        }
+    }
+
+    #[test]
+    fn backup_summary_from_restic_0_14_and_0_18_output() {
+        let v014 = r#"{"message_type":"status","percent_done":0,"total_files":2,"total_bytes":12}
+{"message_type":"summary","files_new":2,"files_changed":0,"files_unmodified":0,"dirs_new":1,"dirs_changed":0,"dirs_unmodified":0,"data_blobs":2,"tree_blobs":1,"data_added":1131,"total_files_processed":2,"total_bytes_processed":12,"total_duration":0.301,"snapshot_id":"9f2d4c1a7e0b5d3c8a6f4e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b"}"#;
+        let summary = backup_summary(v014).expect("summary");
+        assert_eq!(summary.snapshot_id, "9f2d4c1a7e0b5d3c8a6f4e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b");
+        assert_eq!((summary.files_new, summary.files_changed, summary.files_unmodified), (2, 0, 0));
+        assert_eq!((summary.data_added, summary.total_bytes_processed), (1131, 12));
+
+        let v018 = "using parent snapshot 1a2b3c4d\n{\"message_type\":\"summary\",\"files_new\":0,\"files_changed\":1,\"files_unmodified\":4,\"data_added\":10,\"data_added_packed\":8,\"total_files_processed\":5,\"total_bytes_processed\":50,\"total_duration\":1.5,\"backup_start\":\"2026-01-01T00:00:00Z\",\"backup_end\":\"2026-01-01T00:00:01Z\",\"snapshot_id\":\"abcd\"}\n";
+        let summary = backup_summary(v018).expect("summary");
+        assert_eq!((summary.files_changed, summary.files_unmodified, summary.snapshot_id.as_str()), (1, 4, "abcd"));
+        assert_eq!(backup_summary("Fatal: unable to open config file"), None);
+    }
+
+    #[test]
+    fn snapshots_json() {
+        let output = r#"[{"time":"2026-03-10T02:00:01.5+01:00","tree":"t","paths":["/data"],"hostname":"prod-db","username":"root","tags":["name=nightly"],"id":"4dc1094c3e1f","short_id":"4dc1094c"}]"#;
+        let snapshots = parse_snapshots(output).unwrap();
+        assert_eq!(snapshots.len(), 1);
+        assert_eq!(snapshots[0].name(), Some("nightly"));
+        assert_eq!(snapshots[0].hostname, "prod-db");
+        assert_eq!(snapshots[0].taken_at().unwrap().to_string(), "2026-03-10T01:00:01.5Z");
+        assert!(parse_snapshots("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn failures_by_exit_code_and_by_message() {
+        assert_eq!(Failure::classify(10, ""), Failure::NoRepository);
+        assert_eq!(Failure::classify(11, ""), Failure::Locked);
+        assert_eq!(Failure::classify(12, ""), Failure::WrongPassword);
+        let cases = [
+            ("Fatal: unable to open config file: Stat: The specified key does not exist.\nIs there a repository at the following location?", Failure::NoRepository),
+            ("unable to create lock in backend: repository is already locked exclusively by PID 42 on host", Failure::Locked),
+            ("Fatal: wrong password or no key found", Failure::WrongPassword),
+            ("dial tcp 127.0.0.1:9: connect: connection refused", Failure::Unreachable),
+            ("Fatal: invalid id \"zzz\": no matching ID found for prefix \"zzz\"", Failure::NotFound),
+            ("something unexpected", Failure::Other),
+        ];
+        for (message, expected) in cases {
+            assert_eq!(Failure::classify(1, message), expected, "{message}");
+        }
+        assert_eq!(Failure::Locked.reason(), "RepositoryLocked");
+    }
+}
