@@ -107,7 +107,7 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
             let target = if mode == RestoreMode::Clean { RESTORE_STAGING_DIR } else { "/" };
             let snapshot_id = inputs.snapshot_id.unwrap_or("latest");
             let restic_args = restic::args(inputs.repository, &restic::Command::Restore { snapshot_id, target });
-            let mut args = vec!["restore".to_owned(), format!("{mode:?}")];
+            let mut args = vec!["datarestor-restore".to_owned(), format!("{mode:?}")];
             args.extend(restic_args);
             (vec!["/bin/sh".to_owned(), "-c".to_owned(), RESTORE_SCRIPT.to_owned()], args)
         }

@@ -1,0 +1,114 @@
+//! The restic Job builder against YAML fixtures. `UPDATE_FIXTURES=1 cargo test --test job_builder`
+//! rewrites the fixtures after an intended change; review the diff before committing it.
+
+use datarestor_operator::api::{ConfigRef, RestoreMode, Task, TaskSpec, TaskTrigger, TaskType};
+use datarestor_operator::job::{self, JobInputs, JobSettings};
+use k8s_openapi::api::batch::v1::Job;
+use std::path::PathBuf;
+
+fn task(type_: TaskType, name: &str, pvc: &str, spec_name: Option<&str>, mode: Option<RestoreMode>) -> Task {
+    let mut task = Task::new(
+        name,
+        TaskSpec {
+            type_,
+            trigger: TaskTrigger::Manual,
+            pvc_name: pvc.into(),
+            config_ref: ConfigRef { name: "my-backup-config".into(), namespace: "backup-system".into() },
+            repository: Some("s3:http://minio:9000/backup-bucket".into()),
+            host: format!("shop-{pvc}"),
+            name: spec_name.map(str::to_owned),
+            restore_mode: mode,
+            scheduled_for: None,
+        },
+    );
+    task.metadata.namespace = Some("shop".into());
+    task.metadata.uid = Some("8d3c2a10-0000-4000-8000-000000000001".into());
+    task
+}
+
+fn check_fixture(name: &str, job: &Job) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jobs").join(format!("{name}.yaml"));
+    let actual = serde_yaml::to_string(job).unwrap();
+    if std::env::var_os("UPDATE_FIXTURES").is_some() {
+        std::fs::write(&path, &actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    pretty_assertions::assert_eq!(expected, actual, "fixture {name}");
+}
+
+#[test]
+fn fixtures() {
+    let settings = JobSettings::default();
+    let inputs = |snapshot_id, node_name| JobInputs {
+        repository: "s3:http://minio:9000/backup-bucket",
+        snapshot_id,
+        credentials_secret: "datarestor-my-backup-config-2",
+        node_name,
+        settings: &settings,
+    };
+    let cases = [
+        ("backup", task(TaskType::Backup, "backup-data-5d1c", "data", Some("pre-upgrade"), None), inputs(None, None)),
+        ("backup-on-node", task(TaskType::Backup, "backup-cache-77aa", "cache", None, None), inputs(None, Some("node-2"))),
+        (
+            "restore-clean",
+            task(TaskType::Restore, "restore-data-9f00", "data", Some("pre-upgrade"), Some(RestoreMode::Clean)),
+            inputs(Some("4dc1094c3e1f"), None),
+        ),
+        (
+            "restore-if-empty",
+            task(TaskType::Restore, "restore-data-0001", "data", None, Some(RestoreMode::IfEmpty)),
+            inputs(Some("4dc1094c3e1f"), None),
+        ),
+    ];
+    for (fixture, task, inputs) in cases {
+        let job = job::build(&task, &inputs).expect("a stored Task builds a Job");
+        check_fixture(fixture, &job);
+    }
+}
+
+#[test]
+fn backups_mount_read_only_and_restores_read_write() {
+    let settings = JobSettings::default();
+    let inputs = JobInputs {
+        repository: "/srv/restic",
+        snapshot_id: Some("abc"),
+        credentials_secret: "creds",
+        node_name: None,
+        settings: &settings,
+    };
+    for (type_, read_only) in [(TaskType::Backup, true), (TaskType::Restore, false)] {
+        let job = job::build(&task(type_, "t", "data", None, None), &inputs).unwrap();
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        let claim = pod.volumes.unwrap().into_iter().find_map(|v| v.persistent_volume_claim).unwrap();
+        assert_eq!(claim.read_only, Some(read_only));
+        let mount = pod.containers[0].volume_mounts.clone().unwrap().into_iter().find(|m| m.mount_path == "/data").unwrap();
+        assert_eq!(mount.read_only, Some(read_only));
+    }
+}
+
+#[test]
+fn credentials_only_travel_by_secret_reference() {
+    let settings = JobSettings::default();
+    let inputs = JobInputs {
+        repository: "s3:http://minio:9000/b",
+        snapshot_id: None,
+        credentials_secret: "creds",
+        node_name: None,
+        settings: &settings,
+    };
+    let job = job::build(&task(TaskType::Backup, "t", "data", None, None), &inputs).unwrap();
+    let container = &job.spec.unwrap().template.spec.unwrap().containers[0];
+    assert!(container.env.is_none(), "no literal env values in a Job");
+    let from = container.env_from.as_ref().unwrap();
+    assert_eq!(from.len(), 1);
+    assert_eq!(from[0].secret_ref.as_ref().unwrap().name, "creds");
+}
+
+#[test]
+fn an_unsaved_task_cannot_own_a_job() {
+    let settings = JobSettings::default();
+    let inputs = JobInputs { repository: "/r", snapshot_id: None, credentials_secret: "c", node_name: None, settings: &settings };
+    let mut unsaved = task(TaskType::Backup, "t", "data", None, None);
+    unsaved.metadata.uid = None;
+    assert!(job::build(&unsaved, &inputs).is_none());
+}
