@@ -91,6 +91,15 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     if app.down.load(Ordering::SeqCst) {
         return error_response(&ApiError::from_code(503, "kube-sim is restarting"));
     }
+    // kubectl's typed clients send protobuf; a few kinds are decoded into JSON here.
+    let body = if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        match crate::protobuf::decode_body(&body) {
+            Ok(v) => Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+            Err(e) => return error_response(&e),
+        }
+    } else {
+        body
+    };
     let started = std::time::Instant::now();
     let resp = match route(&app, &method, &path, &query, &content_type, body).await {
         Ok(r) => r,
