@@ -6,6 +6,8 @@
 pub mod annotation;
 pub mod api;
 pub mod crdgen;
+pub mod credentials;
+pub mod history;
 pub mod job;
 pub mod naming;
 pub mod operator;

@@ -22,9 +22,37 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
+/// The Task for one schedule slot of one PVC and repository. Deterministic, so a repeated
+/// reconcile, a retry or a restarted operator finds the Task already there instead of making a
+/// second one.
+pub fn scheduled_task_name(pvc: &str, priority: i32, slot: jiff::Timestamp) -> String {
+    let slot = jiff::fmt::strtime::format("%Y%m%d-%H%M", slot).unwrap_or_else(|_| slot.as_second().to_string());
+    bounded_name(&["backup", pvc, &format!("p{priority}"), &slot])
+}
+
+/// The Task for one annotation request. The PVC's uid and the resourceVersion at which the
+/// request was seen identify it: retries before the annotation is removed find the same Task,
+/// and the same value written again later is a new request.
+pub fn request_task_name(kind: &str, pvc: &str, pvc_uid: &str, resource_version: &str, value: &str) -> String {
+    let identity = format!("{pvc_uid}/{resource_version}/{kind}/{value}");
+    bounded_name(&[kind, pvc, &format!("{:08x}", fnv1a(identity.as_bytes()) as u32)])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn task_names_are_deterministic_per_slot_and_request() {
+        let slot: jiff::Timestamp = "2026-03-10T02:00:00Z".parse().unwrap();
+        assert_eq!(scheduled_task_name("data", 1, slot), "backup-data-p1-20260310-0200");
+        assert_ne!(scheduled_task_name("data", 2, slot), scheduled_task_name("data", 1, slot));
+        let a = request_task_name("backup", "data", "uid-1", "41", "pre-upgrade");
+        assert_eq!(a, request_task_name("backup", "data", "uid-1", "41", "pre-upgrade"));
+        assert_ne!(a, request_task_name("backup", "data", "uid-1", "57", "pre-upgrade"));
+        assert_ne!(a, request_task_name("restore", "data", "uid-1", "41", "pre-upgrade"));
+        assert!(a.starts_with("backup-data-") && a.len() <= MAX_NAME_LEN);
+    }
 
     #[test]
     fn short_names_are_kept() {
