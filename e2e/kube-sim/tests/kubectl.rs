@@ -136,6 +136,7 @@ fn get_watch_streams_changes() {
     sim.k(&["delete", "configmap", "watched"]);
     std::thread::sleep(Duration::from_millis(700));
     child.kill().unwrap();
+    let _ = child.wait();
     let mut out = String::new();
     child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
     let lines: Vec<String> = out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
