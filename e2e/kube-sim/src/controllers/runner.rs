@@ -195,6 +195,8 @@ fn volume_source(app: &App, pod: &Value, vol: &Value) -> Result<Option<PathBuf>,
 fn sandbox_args(app: &App, pod: &Value, c: &Value) -> Result<Vec<String>, String> {
     let vols = pod.pointer("/spec/volumes").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut args: Vec<String> = vec!["--dev-bind".into(), "/".into(), "/".into(), "--die-with-parent".into()];
+    // (mountPath, host dir) pairs, to create a missing workingDir where it will be seen.
+    let mut mounts: Vec<(String, PathBuf)> = vec![];
     for m in c["volumeMounts"].as_array().into_iter().flatten() {
         let name = m["name"].as_str().unwrap_or("");
         let vol = vols.iter().find(|v| v["name"] == name).ok_or(format!("volume \"{name}\" not found"))?;
@@ -207,8 +209,17 @@ fn sandbox_args(app: &App, pod: &Value, c: &Value) -> Result<Vec<String>, String
         args.push(if ro { "--ro-bind" } else { "--bind" }.into());
         args.push(src.to_string_lossy().into_owned());
         args.push(m["mountPath"].as_str().unwrap_or("/").to_string());
+        mounts.push((m["mountPath"].as_str().unwrap_or("/").trim_end_matches('/').to_string(), src));
     }
     if let Some(wd) = c["workingDir"].as_str().filter(|w| !w.is_empty()) {
+        // Container runtimes create a missing working directory; do the same on the backing dir.
+        let host = mounts
+            .iter()
+            .filter(|(mp, _)| Path::new(wd).starts_with(mp))
+            .max_by_key(|(mp, _)| mp.len())
+            .map(|(mp, src)| src.join(Path::new(wd).strip_prefix(mp).unwrap_or(Path::new(""))))
+            .unwrap_or_else(|| PathBuf::from(wd));
+        let _ = std::fs::create_dir_all(host);
         args.push("--chdir".into());
         args.push(wd.into());
     }
