@@ -63,6 +63,8 @@ pub struct JobInputs<'a> {
     pub credentials_secret: &'a str,
     /// Node the PVC is attached to (ReadWriteOnce in use): the Job must run there.
     pub node_name: Option<&'a str>,
+    /// 0 for the first Job of a Task; retries (after clearing a stale lock) get their own name.
+    pub attempt: u32,
     pub settings: &'a JobSettings,
 }
 
@@ -91,7 +93,7 @@ esac
 /// Builds the Job for a Task. Returns `None` for a Task without a name, namespace or uid (not
 /// yet stored), which cannot own a Job.
 pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
-    let name = task.metadata.name.clone()?;
+    let name = job_name(task.metadata.name.as_deref()?, inputs.attempt);
     let namespace = task.metadata.namespace.clone()?;
     let owner = task.controller_owner_ref(&())?;
     let spec = &task.spec;
@@ -99,14 +101,15 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
 
     let (command, args) = match spec.type_ {
         TaskType::Backup => {
-            let args = restic::args(inputs.repository, &restic::Command::Backup { host: &spec.host, name: spec.name.as_deref() });
+            let args =
+                restic::job_args(inputs.repository, &restic::Command::Backup { host: &spec.host, name: spec.name.as_deref() });
             (vec!["restic".to_owned()], args)
         }
         TaskType::Restore => {
             let mode = spec.restore_mode.unwrap_or_default();
             let target = if mode == RestoreMode::Clean { RESTORE_STAGING_DIR } else { "/" };
             let snapshot_id = inputs.snapshot_id.unwrap_or("latest");
-            let restic_args = restic::args(inputs.repository, &restic::Command::Restore { snapshot_id, target });
+            let restic_args = restic::job_args(inputs.repository, &restic::Command::Restore { snapshot_id, target });
             let mut args = vec!["datarestor-restore".to_owned(), format!("{mode:?}")];
             args.extend(restic_args);
             (vec!["/bin/sh".to_owned(), "-c".to_owned(), RESTORE_SCRIPT.to_owned()], args)
@@ -115,7 +118,7 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
 
     let labels = BTreeMap::from([
         (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
-        (TASK_LABEL.to_owned(), name.clone()),
+        (TASK_LABEL.to_owned(), task.metadata.name.clone()?),
         (PVC_LABEL.to_owned(), spec.pvc_name.clone()),
         (TYPE_LABEL.to_owned(), if backup { "backup" } else { "restore" }.to_owned()),
     ]);
@@ -192,6 +195,15 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
         }),
         status: None,
     })
+}
+
+/// The Job of a Task's `attempt`: the Task's own name first, then `<task>-retry-<n>`.
+pub fn job_name(task_name: &str, attempt: u32) -> String {
+    if attempt == 0 {
+        task_name.to_owned()
+    } else {
+        crate::naming::bounded_name(&[task_name, "retry", &attempt.to_string()])
+    }
 }
 
 /// restic reads every file (backup) and restores owners and modes (restore), so it runs as root,

@@ -5,11 +5,14 @@
 
 pub mod annotation;
 pub mod api;
+pub mod context;
+pub mod controller;
 pub mod crdgen;
 pub mod credentials;
 pub mod history;
 pub mod job;
 pub mod naming;
 pub mod operator;
+pub mod repository;
 pub mod restic;
 pub mod schedule;

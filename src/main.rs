@@ -1,4 +1,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
+use datarestor_operator::context::Settings;
+use datarestor_operator::job::JobSettings;
+use datarestor_operator::repository::ResticRunner;
 use std::time::Duration;
 
 /// DataRestor: back up and restore PersistentVolumeClaims with restic.
@@ -19,6 +22,27 @@ enum Command {
         /// How long to wait for the CRDs to be served before giving up.
         #[arg(long, default_value_t = 60, env = "DATARESTOR_CRD_TIMEOUT_SECONDS")]
         crd_timeout_seconds: u64,
+        /// restic for the operator's own repository calls (init, checks, retention, unlock).
+        #[arg(long, default_value = "restic", env = "DATARESTOR_RESTIC")]
+        restic: std::path::PathBuf,
+        /// restic cache for those calls.
+        #[arg(long, default_value = "/tmp/datarestor-restic-cache", env = "DATARESTOR_RESTIC_CACHE")]
+        restic_cache: std::path::PathBuf,
+        /// Time limit of one restic call made by the operator.
+        #[arg(long, default_value_t = 600, env = "DATARESTOR_RESTIC_TIMEOUT_SECONDS")]
+        restic_timeout_seconds: u64,
+        /// How often a ready repository is checked again.
+        #[arg(long, default_value_t = 300, env = "DATARESTOR_REPOSITORY_CHECK_SECONDS")]
+        repository_check_seconds: u64,
+        /// How soon an unready repository, failed retention or queued Task is looked at again.
+        #[arg(long, default_value_t = 10, env = "DATARESTOR_RETRY_SECONDS")]
+        retry_seconds: u64,
+        /// The restic image of backup and restore Jobs.
+        #[arg(long, default_value = datarestor_operator::job::RESTIC_IMAGE, env = "DATARESTOR_RESTIC_IMAGE")]
+        restic_image: String,
+        /// activeDeadlineSeconds of restic Jobs.
+        #[arg(long, default_value_t = 6 * 3600, env = "DATARESTOR_JOB_DEADLINE_SECONDS")]
+        job_deadline_seconds: i64,
     },
     /// Print every CustomResourceDefinition as YAML, or write one file per CRD into each --output-dir.
     Crd {
@@ -38,9 +62,29 @@ enum LogFormat {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Run { log_format, crd_timeout_seconds } => {
+        Command::Run {
+            log_format,
+            crd_timeout_seconds,
+            restic,
+            restic_cache,
+            restic_timeout_seconds,
+            repository_check_seconds,
+            retry_seconds,
+            restic_image,
+            job_deadline_seconds,
+        } => {
             init_tracing(log_format);
-            datarestor_operator::operator::run(Duration::from_secs(crd_timeout_seconds)).await?;
+            let settings = Settings {
+                job: JobSettings { image: restic_image, active_deadline_seconds: job_deadline_seconds, ..JobSettings::default() },
+                restic: ResticRunner {
+                    binary: restic,
+                    cache_dir: restic_cache,
+                    timeout: Duration::from_secs(restic_timeout_seconds),
+                },
+                repository_check_interval: Duration::from_secs(repository_check_seconds),
+                retry_interval: Duration::from_secs(retry_seconds),
+            };
+            datarestor_operator::operator::run(settings, Duration::from_secs(crd_timeout_seconds)).await?;
         }
         Command::Crd { output_dir } if output_dir.is_empty() => print!("{}", datarestor_operator::crdgen::all_yaml()),
         Command::Crd { output_dir } => {

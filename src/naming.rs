@@ -25,9 +25,10 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 /// The Task for one schedule slot of one PVC and repository. Deterministic, so a repeated
 /// reconcile, a retry or a restarted operator finds the Task already there instead of making a
 /// second one.
-pub fn scheduled_task_name(pvc: &str, priority: i32, slot: jiff::Timestamp) -> String {
+/// `repository_key` tells apart Configs and repositories that back up the same PVC in one slot.
+pub fn scheduled_task_name(pvc: &str, repository_key: &str, slot: jiff::Timestamp) -> String {
     let slot = jiff::fmt::strtime::format("%Y%m%d-%H%M", slot).unwrap_or_else(|_| slot.as_second().to_string());
-    bounded_name(&["backup", pvc, &format!("p{priority}"), &slot])
+    bounded_name(&["backup", pvc, &slot, repository_key])
 }
 
 /// The Task for one annotation request. The PVC's uid and the resourceVersion at which the
@@ -45,8 +46,8 @@ mod tests {
     #[test]
     fn task_names_are_deterministic_per_slot_and_request() {
         let slot: jiff::Timestamp = "2026-03-10T02:00:00Z".parse().unwrap();
-        assert_eq!(scheduled_task_name("data", 1, slot), "backup-data-p1-20260310-0200");
-        assert_ne!(scheduled_task_name("data", 2, slot), scheduled_task_name("data", 1, slot));
+        assert_eq!(scheduled_task_name("data", "1a2b3c4d", slot), "backup-data-20260310-0200-1a2b3c4d");
+        assert_ne!(scheduled_task_name("data", "99999999", slot), scheduled_task_name("data", "1a2b3c4d", slot));
         let a = request_task_name("backup", "data", "uid-1", "41", "pre-upgrade");
         assert_eq!(a, request_task_name("backup", "data", "uid-1", "41", "pre-upgrade"));
         assert_ne!(a, request_task_name("backup", "data", "uid-1", "57", "pre-upgrade"));

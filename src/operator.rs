@@ -1,9 +1,20 @@
-//! The `run` command: connect to the cluster, make sure the CRDs are there, and serve until told
-//! to stop. Controllers attach here as they land.
+//! The `run` command: connect to the cluster, make sure the CRDs are served, then run the Config,
+//! Task and PVC controllers until told to stop.
 
 use crate::api::{Config, Task};
+use crate::context::{Context, Settings};
+use crate::controller;
+use crate::job::{MANAGED_BY, MANAGED_BY_LABEL};
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{Api, ListParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{self as runtime_controller, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
 use kube::Client;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Errors that stop the operator from starting.
@@ -38,14 +49,48 @@ async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), StartEr
     }
 }
 
-/// Runs the operator until SIGTERM or Ctrl-C.
-pub async fn run(crd_timeout: Duration) -> Result<(), StartError> {
+/// Runs the operator until SIGTERM or Ctrl-C; running reconciles finish first.
+pub async fn run(settings: Settings, crd_timeout: Duration) -> Result<(), StartError> {
     let client = Client::try_default().await.map_err(StartError::Client)?;
     wait_for_crds(&client, crd_timeout).await?;
+    let shutdown = shutdown_signal().shared();
+
+    let owned_jobs = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+    let tasks = Controller::new(Api::<DeserializeGuard<Task>>::all(client.clone()), watcher::Config::default())
+        .owns(Api::<Job>::all(client.clone()), owned_jobs)
+        .graceful_shutdown_on(shutdown.clone());
+    let ctx = Arc::new(Context::new(client.clone(), settings, tasks.store()));
+
+    let configs = Controller::new(Api::<DeserializeGuard<Config>>::all(client.clone()), watcher::Config::default())
+        .with_config(runtime_controller::Config::default().debounce(Duration::from_secs(1)));
+    let config_store = configs.store();
+    // A PVC appearing, changing labels or going away changes what Configs select.
+    let configs = configs
+        .watches(Api::<PersistentVolumeClaim>::all(client.clone()), watcher::Config::default(), move |_pvc| {
+            config_store.state().iter().map(|c| ObjectRef::from_obj(c.as_ref())).collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown.clone());
+
+    let pvcs = Controller::new(Api::<PersistentVolumeClaim>::all(client.clone()), watcher::Config::default())
+        .graceful_shutdown_on(shutdown.clone());
+
     tracing::info!("datarestor-operator started");
-    shutdown_signal().await;
-    tracing::info!("datarestor-operator stopping");
+    tokio::join!(
+        tasks.run(controller::task::reconcile, controller::task::error_policy, ctx.clone()).for_each(|r| log_result("task", r)),
+        configs
+            .run(controller::config::reconcile, controller::config::error_policy, ctx.clone())
+            .for_each(|r| log_result("config", r)),
+        pvcs.run(controller::pvc::reconcile, controller::pvc::error_policy, ctx.clone()).for_each(|r| log_result("pvc", r)),
+    );
+    tracing::info!("datarestor-operator stopped");
     Ok(())
+}
+
+/// Reconcile errors are already logged by the error policies; this only keeps the stream moving.
+async fn log_result<T, E: std::fmt::Display>(controller: &'static str, result: Result<T, E>) {
+    if let Err(error) = result {
+        tracing::debug!(controller, %error, "reconcile error");
+    }
 }
 
 async fn shutdown_signal() {

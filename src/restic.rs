@@ -68,7 +68,14 @@ pub fn args(repository: &str, command: &Command<'_>) -> Vec<String> {
         Command::Unlock => push(&["unlock"]),
         Command::Check => push(&["check"]),
     }
-    args.extend(["--repo".to_owned(), repository.to_owned(), "--cache-dir".to_owned(), CACHE_DIR.to_owned()]);
+    args.extend(["--repo".to_owned(), repository.to_owned()]);
+    args
+}
+
+/// `args` plus the cache location a Job uses.
+pub fn job_args(repository: &str, command: &Command<'_>) -> Vec<String> {
+    let mut args = args(repository, command);
+    args.extend(["--cache-dir".to_owned(), CACHE_DIR.to_owned()]);
     args
 }
 
@@ -220,7 +227,7 @@ mod tests {
 
     #[test]
     fn argument_vectors() {
-        let tail = ["--repo", REPO, "--cache-dir", "/cache"];
+        let tail = ["--repo", REPO];
         let with_tail = |head: &[&str]| strings(&[head, &tail].concat());
         let policy = strings(&["--keep-last", "10", "--keep-daily", "7"]);
         let hosts = strings(&["prod-db", "prod-cache"]);
@@ -274,6 +281,7 @@ mod tests {
         for (command, expected) in cases {
             assert_eq!(args(REPO, &command), expected, "{command:?}");
         }
+        assert_eq!(job_args(REPO, &Command::Unlock), strings(&["unlock", "--repo", REPO, "--cache-dir", "/cache"]));
     }
 
     #[test]

@@ -44,6 +44,7 @@ fn fixtures() {
         snapshot_id,
         credentials_secret: "datarestor-my-backup-config-2",
         node_name,
+        attempt: 0,
         settings: &settings,
     };
     let cases = [
@@ -74,6 +75,7 @@ fn backups_mount_read_only_and_restores_read_write() {
         snapshot_id: Some("abc"),
         credentials_secret: "creds",
         node_name: None,
+        attempt: 0,
         settings: &settings,
     };
     for (type_, read_only) in [(TaskType::Backup, true), (TaskType::Restore, false)] {
@@ -94,6 +96,7 @@ fn credentials_only_travel_by_secret_reference() {
         snapshot_id: None,
         credentials_secret: "creds",
         node_name: None,
+        attempt: 0,
         settings: &settings,
     };
     let job = job::build(&task(TaskType::Backup, "t", "data", None, None), &inputs).unwrap();
@@ -107,7 +110,14 @@ fn credentials_only_travel_by_secret_reference() {
 #[test]
 fn an_unsaved_task_cannot_own_a_job() {
     let settings = JobSettings::default();
-    let inputs = JobInputs { repository: "/r", snapshot_id: None, credentials_secret: "c", node_name: None, settings: &settings };
+    let inputs = JobInputs {
+        repository: "/r",
+        snapshot_id: None,
+        credentials_secret: "c",
+        node_name: None,
+        attempt: 0,
+        settings: &settings,
+    };
     let mut unsaved = task(TaskType::Backup, "t", "data", None, None);
     unsaved.metadata.uid = None;
     assert!(job::build(&unsaved, &inputs).is_none());

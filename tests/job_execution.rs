@@ -124,6 +124,7 @@ fn backup(sandbox: &Sandbox, files: &[(&str, &str)]) -> String {
         snapshot_id: None,
         credentials_secret: "c",
         node_name: None,
+        attempt: 0,
         settings: &settings,
     };
     let job = job::build(&task(TaskType::Backup, Some("pre-upgrade"), None), &inputs).unwrap();
@@ -141,6 +142,7 @@ fn restore(sandbox: &Sandbox, snapshot_id: &str, mode: RestoreMode, volume: &Pat
         snapshot_id: Some(snapshot_id),
         credentials_secret: "c",
         node_name: None,
+        attempt: 0,
         settings: &settings,
     };
     let job = job::build(&task(TaskType::Restore, None, Some(mode)), &inputs).unwrap();

@@ -135,6 +135,10 @@ pub struct TaskStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
+    /// restic Jobs started for this Task (more than one after a stale lock was cleared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<i32>,
+
     /// The restic Job doing the work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_name: Option<String>,

@@ -1,0 +1,111 @@
+//! What every reconciler shares: the client, the event recorder, settings, and the Task cache.
+
+use crate::api::Task;
+use crate::credentials::{Lookup, ValueSource};
+use crate::job::JobSettings;
+use crate::repository::ResticRunner;
+use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, ObjectReference, Secret};
+use kube::core::DeserializeGuard;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use kube::{Api, Client};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// Operator-wide settings (command-line flags).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub job: JobSettings,
+    pub restic: ResticRunner,
+    /// How often a Ready repository is checked again.
+    pub repository_check_interval: Duration,
+    /// How soon an unready repository, a failed retention run or a queued Task is looked at again.
+    pub retry_interval: Duration,
+}
+
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub settings: Settings,
+    /// Every Task, as the Task controller sees them (for concurrency limits and queues).
+    pub tasks: Store<DeserializeGuard<Task>>,
+    /// Tasks this process has started whose new phase the cache may not show yet.
+    pub starting: tokio::sync::Mutex<BTreeSet<(String, String)>>,
+}
+
+impl Context {
+    pub fn new(client: Client, settings: Settings, tasks: Store<DeserializeGuard<Task>>) -> Self {
+        let reporter = Reporter { controller: "datarestor-operator".into(), instance: std::env::var("POD_NAME").ok() };
+        Self { recorder: Recorder::new(client.clone(), reporter), client, settings, tasks, starting: Default::default() }
+    }
+
+    /// Emits an Event; failing to record one never fails the reconcile.
+    pub async fn event(&self, object: &ObjectReference, type_: EventType, reason: &str, action: &str, note: impl Into<String>) {
+        let note: String = note.into();
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note.chars().take(1000).collect()),
+            action: action.into(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, object).await {
+            tracing::warn!(%error, reason, "could not record an Event");
+        }
+    }
+
+    /// Reads the Secrets and ConfigMaps that `env` refers to, in `namespace`.
+    pub async fn fetch_env_sources(&self, namespace: &str, env: &[EnvVar]) -> Result<FetchedValues, kube::Error> {
+        let mut fetched = FetchedValues::default();
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let config_maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+        for var in env {
+            let Some(from) = &var.value_from else { continue };
+            if let Some(selector) = &from.secret_key_ref {
+                if !fetched.secrets.contains_key(&selector.name) {
+                    let data = secrets.get_opt(&selector.name).await?.map(|s| {
+                        let mut data: BTreeMap<String, String> = s
+                            .data
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                            .collect();
+                        data.extend(s.string_data.unwrap_or_default());
+                        data
+                    });
+                    fetched.secrets.insert(selector.name.clone(), data);
+                }
+            }
+            if let Some(selector) = &from.config_map_key_ref {
+                if !fetched.config_maps.contains_key(&selector.name) {
+                    let data = config_maps.get_opt(&selector.name).await?.map(|c| c.data.unwrap_or_default());
+                    fetched.config_maps.insert(selector.name.clone(), data);
+                }
+            }
+        }
+        Ok(fetched)
+    }
+}
+
+/// Secrets and ConfigMaps read for credential resolution; `None` marks one that does not exist.
+#[derive(Default)]
+pub struct FetchedValues {
+    secrets: BTreeMap<String, Option<BTreeMap<String, String>>>,
+    config_maps: BTreeMap<String, Option<BTreeMap<String, String>>>,
+}
+
+fn lookup(objects: &BTreeMap<String, Option<BTreeMap<String, String>>>, name: &str, key: &str) -> Lookup {
+    match objects.get(name) {
+        Some(Some(data)) => data.get(key).map_or(Lookup::MissingKey, |v| Lookup::Found(v.clone())),
+        _ => Lookup::MissingObject,
+    }
+}
+
+impl ValueSource for FetchedValues {
+    fn secret_key(&self, name: &str, key: &str) -> Lookup {
+        lookup(&self.secrets, name, key)
+    }
+    fn config_map_key(&self, name: &str, key: &str) -> Lookup {
+        lookup(&self.config_maps, name, key)
+    }
+}

@@ -1,0 +1,448 @@
+//! Config reconcile: validate the spec, count the PVCs it selects, check (and initialise) every
+//! repository, turn due schedule slots into backup Tasks, run retention, answer `manual-backup`
+//! on the Config, and publish all of it in status.
+
+use super::{retry_soon, Error};
+use crate::annotation;
+use crate::api::{
+    set_condition, snapshot_host, ConditionStatus, Config, ConfigRef, ConfigStatus, Repository, RepositoryStatus, TaskSpec,
+    TaskTrigger, TaskType, MANUAL_BACKUP_ANNOTATION,
+};
+use crate::context::Context;
+use crate::credentials::{self, ResolvedEnv};
+use crate::naming;
+use crate::restic::Command;
+use crate::schedule::Schedule;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, Resource, ResourceExt};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A repository with its parsed schedules.
+struct Planned<'a> {
+    repository: &'a Repository,
+    backup: Schedule,
+    retention: Schedule,
+}
+
+/// Parses every schedule; the error lists every problem, each naming its repository.
+fn plan(config: &Config) -> Result<Vec<Planned<'_>>, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut planned = Vec::new();
+    for repository in &config.spec.repositories {
+        let backup = repository.backup_schedule.parse::<Schedule>();
+        let retention = repository.retention_schedule().parse::<Schedule>();
+        if let Err(e) = &backup {
+            problems.push(format!("repository {} (priority {}): backupSchedule: {e}", repository.target, repository.priority));
+        }
+        if let Err(e) = &retention {
+            problems.push(format!("repository {} (priority {}): forgotSchedule: {e}", repository.target, repository.priority));
+        }
+        if let (Ok(backup), Ok(retention)) = (backup, retention) {
+            planned.push(Planned { repository, backup, retention });
+        }
+    }
+    for (i, a) in config.spec.repositories.iter().enumerate() {
+        for b in &config.spec.repositories[i + 1..] {
+            if a.priority == b.priority {
+                problems.push(format!("repositories {} and {} share priority {}", a.target, b.target, a.priority));
+            }
+            if a.target == b.target {
+                problems.push(format!("repository {} is listed twice", a.target));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(planned)
+    } else {
+        Err(problems)
+    }
+}
+
+/// PVCs the Config selects, in every namespace.
+pub async fn selected_pvcs(ctx: &Context, config: &Config) -> Result<Vec<PersistentVolumeClaim>, kube::Error> {
+    let pvcs = Api::<PersistentVolumeClaim>::all(ctx.client.clone()).list(&ListParams::default()).await?;
+    Ok(pvcs
+        .items
+        .into_iter()
+        .filter(|pvc| config.spec.selects(pvc.namespace().as_deref().unwrap_or_default(), pvc.labels()))
+        .collect())
+}
+
+/// A PVC that can be backed up now: bound and not being deleted.
+pub fn is_backupable(pvc: &PersistentVolumeClaim) -> bool {
+    pvc.metadata.deletion_timestamp.is_none() && pvc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+}
+
+/// A repository's key in Task names: distinguishes Configs and repositories that back up the
+/// same PVC in the same slot.
+fn repository_key(config: &Config, repository: &Repository) -> String {
+    let identity = format!("{}/{}/{}", config.namespace().unwrap_or_default(), config.name_any(), repository.target);
+    format!("{:08x}", naming::fnv1a(identity.as_bytes()) as u32)
+}
+
+/// Builds a backup Task for `pvc`; the caller creates it.
+pub fn backup_task(
+    config: &Config,
+    pvc: &PersistentVolumeClaim,
+    name: &str,
+    repository: &Repository,
+    trigger: TaskTrigger,
+    backup_name: Option<String>,
+    slot: Option<Timestamp>,
+) -> Result<crate::api::Task, Error> {
+    let namespace = pvc.namespace().ok_or(Error::MissingField("PVC namespace"))?;
+    let pvc_name = pvc.name_any();
+    let mut task = crate::api::Task::new(
+        name,
+        TaskSpec {
+            type_: TaskType::Backup,
+            trigger,
+            pvc_name: pvc_name.clone(),
+            config_ref: ConfigRef { name: config.name_any(), namespace: config.namespace().unwrap_or_default() },
+            repository: Some(repository.target.clone()),
+            host: snapshot_host(&namespace, &pvc_name),
+            name: backup_name,
+            restore_mode: None,
+            scheduled_for: slot.map(Time),
+        },
+    );
+    task.metadata.namespace = Some(namespace);
+    task.metadata.labels = Some(super::task::task_labels(&pvc_name, TaskType::Backup, config));
+    // The PVC owns its Tasks: they go when it goes. Not a controller reference.
+    if let Some(mut owner) = pvc.controller_owner_ref(&()) {
+        owner.controller = None;
+        owner.block_owner_deletion = None;
+        task.metadata.owner_references = Some(vec![owner]);
+    }
+    Ok(task)
+}
+
+/// Creates a Task unless one of that name exists (then the trigger was already served).
+pub async fn create_task(ctx: &Context, task: &crate::api::Task) -> Result<bool, kube::Error> {
+    let api: Api<crate::api::Task> = Api::namespaced(ctx.client.clone(), task.metadata.namespace.as_deref().unwrap_or_default());
+    match api.create(&Default::default(), task).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_already_exists(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn is_already_exists(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.reason == "AlreadyExists" || status.code == 409)
+}
+
+pub async fn reconcile(guard: Arc<DeserializeGuard<Config>>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let config = match &guard.0 {
+        Ok(config) => config,
+        Err(invalid) => {
+            tracing::warn!(name = ?invalid.metadata.name, error = %invalid.error, "Config cannot be read");
+            return Ok(Action::await_change());
+        }
+    };
+    let now = Timestamp::now();
+    let api: Api<Config> = Api::namespaced(ctx.client.clone(), &config.namespace().ok_or(Error::MissingField("namespace"))?);
+    let object_ref = config.object_ref(&());
+    let generation = config.metadata.generation;
+    let previous = config.status.clone().unwrap_or_default();
+    let mut status =
+        ConfigStatus { observed_generation: generation, conditions: previous.conditions.clone(), ..Default::default() };
+
+    let planned = match plan(config) {
+        Ok(planned) => planned,
+        Err(problems) => {
+            let message = problems.join("; ");
+            if previous.observed_generation != generation {
+                ctx.event(&object_ref, EventType::Warning, "InvalidSpec", "Validate", &message).await;
+            }
+            set_condition(&mut status.conditions, "Valid", ConditionStatus::False, "InvalidSpec", &message, generation, now);
+            set_condition(&mut status.conditions, "Ready", ConditionStatus::False, "InvalidSpec", message, generation, now);
+            patch_status(&api, config, &status).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    set_condition(&mut status.conditions, "Valid", ConditionStatus::True, "Valid", "spec is valid", generation, now);
+
+    let pvcs = selected_pvcs(&ctx, config).await?;
+    status.matched_pvcs = Some(pvcs.len() as i32);
+    let backupable: Vec<&PersistentVolumeClaim> = pvcs.iter().filter(|p| is_backupable(p)).collect();
+
+    let env_sources = ctx.fetch_env_sources(&config.namespace().unwrap_or_default(), &all_env(config)).await?;
+    let mut wake_at: Option<Timestamp> = None;
+    let mut wake = |at: Timestamp| wake_at = Some(wake_at.map_or(at, |w: Timestamp| w.min(at)));
+    let generation_changed = previous.observed_generation != generation;
+
+    // Repositories are independent: one that hangs or fails holds up none of the others.
+    let checks = planned.iter().map(|p| {
+        let before = previous.repositories.iter().find(|r| r.target == p.repository.target).cloned();
+        check_repository(&ctx, config, p.repository, &env_sources, before, generation_changed, now)
+    });
+    let checked: Vec<(RepositoryStatus, Option<ResolvedEnv>)> = futures::future::join_all(checks).await;
+
+    for (p, (mut repo_status, env)) in planned.iter().zip(checked) {
+        let repository = p.repository;
+        // A fresh Config starts counting slots now: applying it does not back everything up at once.
+        let last_backup = repo_status.last_backup_slot.clone().map_or(now, |t| t.0);
+        let last_forget = repo_status.last_forget_slot.clone().map_or(now, |t| t.0);
+        repo_status.last_backup_slot.get_or_insert(Time(last_backup));
+        repo_status.last_forget_slot.get_or_insert(Time(last_forget));
+
+        if repo_status.ready {
+            if let Some(slot) = p.backup.latest_due(last_backup, now) {
+                let mut created = 0;
+                for pvc in &backupable {
+                    let name = naming::scheduled_task_name(&pvc.name_any(), &repository_key(config, repository), slot);
+                    let task =
+                        backup_task(config, pvc, &name, repository, TaskTrigger::Scheduled, Some(name.clone()), Some(slot))?;
+                    created += usize::from(create_task(&ctx, &task).await?);
+                }
+                tracing::info!(config = %config.name_any(), repository = %repository.target, %slot, created, "backup slot");
+                repo_status.last_backup_slot = Some(Time(slot));
+            }
+            if let (Some(slot), Some(env)) = (p.retention.latest_due(last_forget, now), env.as_ref()) {
+                let hosts: Vec<String> =
+                    pvcs.iter().map(|pvc| snapshot_host(&pvc.namespace().unwrap_or_default(), &pvc.name_any())).collect();
+                match run_retention(&ctx, repository, env, &hosts).await {
+                    Ok(message) => {
+                        repo_status.last_forget_slot = Some(Time(slot));
+                        ctx.event(
+                            &object_ref,
+                            EventType::Normal,
+                            "RetentionCompleted",
+                            "Forget",
+                            format!("{}: {message}", repository.target),
+                        )
+                        .await;
+                    }
+                    Err(message) => {
+                        repo_status.message = format!("retention failed: {message}");
+                        ctx.event(
+                            &object_ref,
+                            EventType::Warning,
+                            "RetentionFailed",
+                            "Forget",
+                            format!("{}: {message}", repository.target),
+                        )
+                        .await;
+                        wake(now + ctx.settings.retry_interval);
+                    }
+                }
+            }
+        } else {
+            wake(now + ctx.settings.retry_interval);
+        }
+
+        let next_backup = p.backup.next_after(repo_status.last_backup_slot.clone().map_or(now, |t| t.0).max(now));
+        let next_forget = p.retention.next_after(repo_status.last_forget_slot.clone().map_or(now, |t| t.0).max(now));
+        repo_status.next_backup = next_backup.map(Time);
+        repo_status.next_forget = next_forget.map(Time);
+        next_backup.into_iter().chain(next_forget).for_each(&mut wake);
+        if let Some(checked) = &repo_status.last_check_time {
+            wake(checked.0 + ctx.settings.repository_check_interval);
+        }
+        status.repositories.push(repo_status);
+    }
+
+    let ready = status.repositories.iter().filter(|r| r.ready).count();
+    status.repository_summary = Some(format!("{ready}/{}", status.repositories.len()));
+    let unready: Vec<String> =
+        status.repositories.iter().filter(|r| !r.ready).map(|r| format!("{}: {}", r.target, r.message)).collect();
+    let (all_ready, reason, message) = if unready.is_empty() {
+        (true, "RepositoriesReady", format!("{ready} repositories ready, {} PVCs selected", pvcs.len()))
+    } else {
+        (false, "RepositoryUnavailable", unready.join("; "))
+    };
+    set_condition(&mut status.conditions, "RepositoriesReady", all_ready.into(), reason, &message, generation, now);
+    set_condition(&mut status.conditions, "Ready", all_ready.into(), reason, message, generation, now);
+
+    answer_manual_backup(&ctx, config, &backupable).await?;
+    patch_status(&api, config, &status).await?;
+
+    let wait = wake_at.map_or(ctx.settings.repository_check_interval, |at| {
+        Duration::from_secs_f64((at.as_millisecond() - Timestamp::now().as_millisecond()).max(1000) as f64 / 1000.0)
+    });
+    Ok(Action::requeue(wait))
+}
+
+fn all_env(config: &Config) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
+    let mut env = config.spec.env.clone();
+    env.extend(config.spec.repositories.iter().flat_map(|r| r.env.iter().cloned()));
+    env
+}
+
+/// Checks a repository when due (spec changed, not ready, or the interval passed), creating it
+/// when it does not exist. Returns its status and, when usable, its resolved environment.
+async fn check_repository(
+    ctx: &Context,
+    config: &Config,
+    repository: &Repository,
+    sources: &crate::context::FetchedValues,
+    before: Option<RepositoryStatus>,
+    generation_changed: bool,
+    now: Timestamp,
+) -> (RepositoryStatus, Option<ResolvedEnv>) {
+    let mut status = before.unwrap_or_else(|| RepositoryStatus {
+        target: repository.target.clone(),
+        priority: repository.priority,
+        ..Default::default()
+    });
+    status.priority = repository.priority;
+    let env = match credentials::resolve(&config.spec, repository, sources) {
+        Ok(env) => env,
+        Err(e) => {
+            status.ready = false;
+            status.reason = "CredentialsMissing".into();
+            status.message = e.to_string();
+            status.last_check_time = Some(Time(now));
+            return (status, None);
+        }
+    };
+    let due = generation_changed
+        || !status.ready
+        || status.last_check_time.as_ref().is_none_or(|t| t.0 + ctx.settings.repository_check_interval <= now);
+    if !due {
+        return (status, Some(env));
+    }
+    let object_ref = config.object_ref(&());
+    let was_ready = status.ready;
+    status.last_check_time = Some(Time(now));
+    match ctx.settings.restic.open_or_init(&repository.target, &env).await {
+        Ok(created) => {
+            status.ready = true;
+            status.reason = if created { "Initialized" } else { "Connected" }.into();
+            status.message = if created { "repository created" } else { "repository reachable" }.into();
+            if created {
+                ctx.event(&object_ref, EventType::Normal, "RepositoryInitialized", "Init", &repository.target).await;
+            } else if !was_ready {
+                ctx.event(&object_ref, EventType::Normal, "RepositoryReady", "Check", &repository.target).await;
+            }
+        }
+        Err(e) => {
+            status.ready = false;
+            status.reason = e.failure.reason().into();
+            status.message = e.message.clone();
+            if was_ready || generation_changed || status.last_backup_slot.is_none() {
+                ctx.event(
+                    &object_ref,
+                    EventType::Warning,
+                    "RepositoryUnavailable",
+                    "Check",
+                    format!("{}: {}", repository.target, e.message),
+                )
+                .await;
+            }
+        }
+    }
+    (status, Some(env))
+}
+
+/// `restic forget` with the repository's policy, limited to the selected PVCs' hosts and the
+/// `/data` path, then prune; a stale lock is cleared once.
+async fn run_retention(ctx: &Context, repository: &Repository, env: &ResolvedEnv, hosts: &[String]) -> Result<String, String> {
+    if hosts.is_empty() {
+        return Ok("no selected PVCs; nothing to forget".into());
+    }
+    let command = Command::Forget { hosts, policy: &repository.forget_args };
+    match ctx.settings.restic.run_clearing_stale_locks(&repository.target, env, &command).await {
+        Ok(output) => Ok(forget_summary(&output)),
+        Err(e) => Err(e.message),
+    }
+}
+
+/// "kept N, removed M snapshots" from `forget --json` (its first line; prune's text follows).
+fn forget_summary(output: &str) -> String {
+    let groups: Vec<serde_json::Value> =
+        output.lines().find(|l| l.trim_start().starts_with('[')).and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
+    let count = |key: &str| groups.iter().map(|g| g[key].as_array().map_or(0, Vec::len)).sum::<usize>();
+    format!("kept {} and removed {} snapshots, then pruned", count("keep"), count("remove"))
+}
+
+/// `manual-backup` on a Config: one Task per selected PVC, then the request is removed.
+async fn answer_manual_backup(ctx: &Context, config: &Config, pvcs: &[&PersistentVolumeClaim]) -> Result<(), Error> {
+    let Some(value) = config.annotations().get(MANUAL_BACKUP_ANNOTATION).cloned() else { return Ok(()) };
+    let object_ref = config.object_ref(&());
+    let api: Api<Config> = Api::namespaced(ctx.client.clone(), &config.namespace().unwrap_or_default());
+    let outcome = async {
+        let request = annotation::parse(&value).map_err(|e| e.to_string())?;
+        if request.host.is_some() {
+            return Err("a host cannot be given for a backup of a whole Config".to_owned());
+        }
+        let repository = match request.resolve_repository(&config.spec.repositories).map_err(|e| e.to_string())? {
+            Some(repository) => repository,
+            None => config.spec.repositories_by_priority()[0],
+        };
+        Ok((request, repository))
+    }
+    .await;
+    match outcome {
+        Err(message) => {
+            ctx.event(
+                &object_ref,
+                EventType::Warning,
+                "InvalidRequest",
+                "ManualBackup",
+                format!("manual-backup={value:?}: {message}"),
+            )
+            .await;
+        }
+        Ok((request, repository)) => {
+            let resource_version = config.resource_version().unwrap_or_default();
+            let mut created = 0;
+            for pvc in pvcs {
+                let identity = format!("{}/{}", config.uid().unwrap_or_default(), pvc.uid().unwrap_or_default());
+                let name = naming::request_task_name("backup", &pvc.name_any(), &identity, &resource_version, &value);
+                let backup_name = request.name().map_or_else(|| name.clone(), str::to_owned);
+                let task = backup_task(config, pvc, &name, repository, TaskTrigger::Manual, Some(backup_name), None)?;
+                created += usize::from(create_task(ctx, &task).await?);
+            }
+            ctx.event(
+                &object_ref,
+                EventType::Normal,
+                "BackupRequested",
+                "ManualBackup",
+                format!(
+                    "manual-backup={value:?}: {created} backup Tasks created for {} PVCs to {}",
+                    pvcs.len(),
+                    repository.target
+                ),
+            )
+            .await;
+        }
+    }
+    remove_annotation(&api, &config.name_any(), MANUAL_BACKUP_ANNOTATION, &value).await
+}
+
+/// Removes a request annotation, but only if it still holds the value that was served (a newer
+/// request written meanwhile survives and is served next).
+pub async fn remove_annotation<K>(api: &Api<K>, name: &str, key: &str, value: &str) -> Result<(), Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let path = format!("/metadata/annotations/{}", key.replace('~', "~0").replace('/', "~1"));
+    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+        {"op": "test", "path": path, "value": value},
+        {"op": "remove", "path": path},
+    ]))?;
+    match api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch)).await {
+        Ok(_) => Ok(()),
+        // The value changed or the annotation is gone: the next reconcile sees the new state.
+        Err(kube::Error::Api(status)) if status.code == 422 || status.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn patch_status(api: &Api<Config>, config: &Config, status: &ConfigStatus) -> Result<(), Error> {
+    let patch = serde_json::json!({"status": status});
+    api.patch_status(&config.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    Ok(())
+}
+
+pub fn error_policy(_: Arc<DeserializeGuard<Config>>, error: &Error, _: Arc<Context>) -> Action {
+    retry_soon(error)
+}

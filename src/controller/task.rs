@@ -1,0 +1,480 @@
+//! Task reconcile: one backup (or restore) of one PVC through one restic Job.
+//!
+//! Pending → (ScalingDown) → Running → (ScalingUp) → Completed | Failed. The scaling phases pass
+//! straight through until workloads are quiesced. A Task waits in Pending while its PVC has another
+//! active Task (requests queue, they are not lost) or its repository is at its Job limit.
+
+use super::{retry_soon, Error};
+use crate::api::{set_condition, ConditionStatus, Config, Task, TaskPhase, TaskStatus, TaskTrigger, TaskType};
+use crate::context::Context;
+use crate::credentials;
+use crate::job::{self, JobInputs, MANAGED_BY, MANAGED_BY_LABEL, PVC_LABEL, TYPE_LABEL};
+use crate::restic::{self, Failure};
+use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, Resource, ResourceExt};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Field manager for everything the operator applies.
+pub const FIELD_MANAGER: &str = "datarestor-operator";
+/// Annotation on a PVC that answers its last `manual-backup` request.
+pub const BACKUP_RESULT_ANNOTATION: &str = "backup.datarestor-operator.com/manual-backup-result";
+/// Labels on Tasks naming their Config.
+pub const CONFIG_LABEL: &str = "backup.datarestor-operator.com/config";
+
+/// Labels every Task carries, so a PVC's history can be listed.
+pub fn task_labels(pvc: &str, type_: TaskType, config: &Config) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
+        (PVC_LABEL.to_owned(), pvc.to_owned()),
+        (TYPE_LABEL.to_owned(), if type_ == TaskType::Backup { "backup" } else { "restore" }.to_owned()),
+        (CONFIG_LABEL.to_owned(), config.name_any()),
+    ])
+}
+
+fn phase_of(task: &Task) -> TaskPhase {
+    task.status.as_ref().and_then(|s| s.phase).unwrap_or_default()
+}
+
+fn is_active(phase: TaskPhase) -> bool {
+    matches!(phase, TaskPhase::ScalingDown | TaskPhase::Running | TaskPhase::ScalingUp)
+}
+
+pub async fn reconcile(guard: Arc<DeserializeGuard<Task>>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let task = match &guard.0 {
+        Ok(task) => task,
+        Err(invalid) => {
+            tracing::warn!(name = ?invalid.metadata.name, error = %invalid.error, "Task cannot be read");
+            return Ok(Action::await_change());
+        }
+    };
+    match phase_of(task) {
+        TaskPhase::Completed | TaskPhase::Failed => Ok(Action::await_change()),
+        TaskPhase::Pending => start(task, &ctx).await,
+        TaskPhase::ScalingDown | TaskPhase::Running | TaskPhase::ScalingUp => follow(task, &ctx).await,
+    }
+}
+
+/// Everything a Task needs from elsewhere, or why it cannot run.
+struct Resolved {
+    config: Config,
+    pvc: PersistentVolumeClaim,
+}
+
+async fn resolve(task: &Task, ctx: &Context) -> Result<Result<Resolved, String>, Error> {
+    let namespace = task.namespace().ok_or(Error::MissingField("namespace"))?;
+    let configs: Api<Config> = Api::namespaced(ctx.client.clone(), &task.spec.config_ref.namespace);
+    let Some(config) = configs.get_opt(&task.spec.config_ref.name).await? else {
+        return Ok(Err(format!("Config {}/{} does not exist", task.spec.config_ref.namespace, task.spec.config_ref.name)));
+    };
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
+    let Some(pvc) = pvcs.get_opt(&task.spec.pvc_name).await? else {
+        return Ok(Err(format!("PVC {namespace}/{} does not exist", task.spec.pvc_name)));
+    };
+    Ok(Ok(Resolved { config, pvc }))
+}
+
+async fn start(task: &Task, ctx: &Context) -> Result<Action, Error> {
+    let namespace = task.namespace().ok_or(Error::MissingField("namespace"))?;
+    let key = (namespace.clone(), task.name_any());
+    let resolved = match resolve(task, ctx).await? {
+        Ok(resolved) => resolved,
+        Err(message) => return fail(task, ctx, "NotFound", &message).await,
+    };
+    let Some(target) = task.spec.repository.clone() else {
+        return fail(task, ctx, "NoRepository", "the Task names no repository").await;
+    };
+    let Some(repository) = resolved.config.spec.repositories.iter().find(|r| r.target == target).cloned() else {
+        return fail(task, ctx, "NoRepository", &format!("Config has no repository {target}")).await;
+    };
+
+    // One active Task per PVC, and at most maxConcurrentJobs per repository. The lock makes the
+    // check and the claim one step for this process.
+    let mut starting = ctx.starting.lock().await;
+    let tasks: Vec<Arc<DeserializeGuard<Task>>> = ctx.tasks.state();
+    let others = tasks
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok())
+        .filter(|t| t.name_any() != task.name_any() || t.namespace() != task.namespace());
+    let mut busy_pvc = None;
+    let mut running_here = 0;
+    for other in others {
+        let other_key = (other.namespace().unwrap_or_default(), other.name_any());
+        let active = is_active(phase_of(other)) || (starting.contains(&other_key) && !phase_of(other).is_finished());
+        if !active {
+            continue;
+        }
+        if other.namespace() == task.namespace() && other.spec.pvc_name == task.spec.pvc_name {
+            busy_pvc = Some(other.name_any());
+        }
+        if other.status.as_ref().and_then(|s| s.repository.as_deref()).or(other.spec.repository.as_deref())
+            == Some(target.as_str())
+        {
+            running_here += 1;
+        }
+    }
+    let waiting = if let Some(other) = busy_pvc {
+        Some(format!("queued behind Task {other} on the same PVC"))
+    } else if running_here >= repository.max_concurrent_jobs as usize {
+        Some(format!(
+            "queued: {running_here} Jobs already run against {target} (maxConcurrentJobs {})",
+            repository.max_concurrent_jobs
+        ))
+    } else {
+        None
+    };
+    if let Some(message) = waiting {
+        drop(starting);
+        let mut status = task.status.clone().unwrap_or_default();
+        if status.message.as_deref() != Some(message.as_str()) {
+            status.phase = Some(TaskPhase::Pending);
+            status.message = Some(message);
+            patch_status(task, ctx, &status).await?;
+        }
+        return Ok(Action::requeue(ctx.settings.retry_interval));
+    }
+
+    // Credentials Secret in the PVC's namespace, applied fresh each time (rotations propagate).
+    let sources = ctx
+        .fetch_env_sources(&resolved.config.namespace().unwrap_or_default(), &resolved.config.spec.effective_env(&repository))
+        .await?;
+    let env = match credentials::resolve(&resolved.config.spec, &repository, &sources) {
+        Ok(env) => env,
+        Err(e) => {
+            drop(starting);
+            return fail(task, ctx, "CredentialsMissing", &e.to_string()).await;
+        }
+    };
+    let secret = credentials::secret(&resolved.config, &repository, &namespace, &env);
+    let secret_name = secret.metadata.name.clone().ok_or(Error::MissingField("secret name"))?;
+    Api::<Secret>::namespaced(ctx.client.clone(), &namespace)
+        .patch(&secret_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&secret))
+        .await?;
+
+    let node = node_using(ctx, &namespace, &resolved.pvc).await?;
+    let now = Timestamp::now();
+    let mut status = task.status.clone().unwrap_or_default();
+    let attempt = status.attempts.unwrap_or(0).max(0) as u32;
+    let inputs = JobInputs {
+        repository: &target,
+        snapshot_id: status.snapshot_id.as_deref(),
+        credentials_secret: &secret_name,
+        node_name: node.as_deref(),
+        attempt,
+        settings: &ctx.settings.job,
+    };
+    let job = job::build(task, &inputs).ok_or(Error::MissingField("uid"))?;
+    let job_name = job.metadata.name.clone().ok_or(Error::MissingField("job name"))?;
+    match Api::<Job>::namespaced(ctx.client.clone(), &namespace).create(&PostParams::default(), &job).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.reason == "AlreadyExists" => {}
+        Err(e) => return Err(e.into()),
+    }
+    starting.insert(key);
+    drop(starting);
+
+    status.phase = Some(TaskPhase::Running);
+    status.job_name = Some(job_name.clone());
+    status.repository = Some(target.clone());
+    status.attempts = Some(attempt as i32 + 1);
+    status.start_time.get_or_insert(Time(now));
+    status.message = Some(match &node {
+        Some(node) => format!("restic Job {job_name} running on node {node}, where the volume is in use"),
+        None => format!("restic Job {job_name} running"),
+    });
+    set_condition(
+        &mut status.conditions,
+        "JobCreated",
+        ConditionStatus::True,
+        "JobCreated",
+        &job_name,
+        task.metadata.generation,
+        now,
+    );
+    patch_status(task, ctx, &status).await?;
+    ctx.event(&task.object_ref(&()), EventType::Normal, "JobCreated", "Start", format!("restic Job {job_name} created")).await;
+    // The Job's completion wakes this Task (the controller watches owned Jobs); this is a backstop.
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+/// The node a ReadWriteOnce volume is attached to, when a running pod uses it.
+async fn node_using(ctx: &Context, namespace: &str, pvc: &PersistentVolumeClaim) -> Result<Option<String>, Error> {
+    let modes = pvc.spec.as_ref().and_then(|s| s.access_modes.clone()).unwrap_or_default();
+    let single_node = !modes.is_empty() && modes.iter().all(|m| m == "ReadWriteOnce" || m == "ReadWriteOncePod");
+    if !single_node {
+        return Ok(None);
+    }
+    let pods = Api::<Pod>::namespaced(ctx.client.clone(), namespace).list(&ListParams::default()).await?;
+    Ok(pods.items.into_iter().find_map(|pod| {
+        let spec = pod.spec?;
+        let mounts = spec.volumes.unwrap_or_default().iter().any(|v| {
+            v.persistent_volume_claim.as_ref().is_some_and(|c| Some(c.claim_name.as_str()) == pvc.metadata.name.as_deref())
+        });
+        (mounts && pod.metadata.deletion_timestamp.is_none()).then_some(spec.node_name).flatten()
+    }))
+}
+
+async fn follow(task: &Task, ctx: &Context) -> Result<Action, Error> {
+    let namespace = task.namespace().ok_or(Error::MissingField("namespace"))?;
+    let status = task.status.clone().unwrap_or_default();
+    let Some(job_name) = status.job_name.clone() else {
+        // Claimed but the Job was never recorded (operator stopped in between): start again.
+        return start(task, ctx).await;
+    };
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    let Some(job) = jobs.get_opt(&job_name).await? else {
+        return fail(task, ctx, "JobMissing", &format!("restic Job {job_name} was deleted before it finished")).await;
+    };
+    let conditions = job.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+    let holds = |type_: &str| conditions.iter().find(|c| c.type_ == type_ && c.status == "True");
+    if holds("Complete").is_some() {
+        let output = job_output(ctx, &namespace, &job_name).await?;
+        return complete(task, ctx, &output).await;
+    }
+    if let Some(failed) = holds("Failed") {
+        let output = job_output(ctx, &namespace, &job_name).await?;
+        let failure = Failure::classify(last_exit_code(ctx, &namespace, &job_name).await?.unwrap_or(1), &output);
+        if failure == Failure::Locked && status.attempts.unwrap_or(1) < 2 {
+            return retry_after_unlock(task, ctx, &job_name).await;
+        }
+        let reason = failed.reason.clone().unwrap_or_default();
+        let detail = last_lines(&output, 3);
+        let message = match reason.as_str() {
+            "DeadlineExceeded" => format!("restic Job {job_name} exceeded its deadline: {detail}"),
+            _ => format!("restic Job {job_name} failed ({}): {detail}", failure.reason()),
+        };
+        return fail(task, ctx, failure.reason(), &message).await;
+    }
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+/// A stale lock (from a killed restic) made the Job fail: remove stale locks and run a new Job.
+async fn retry_after_unlock(task: &Task, ctx: &Context, job_name: &str) -> Result<Action, Error> {
+    let resolved = match resolve(task, ctx).await? {
+        Ok(resolved) => resolved,
+        Err(message) => return fail(task, ctx, "NotFound", &message).await,
+    };
+    let target = task.spec.repository.clone().unwrap_or_default();
+    if let Some(repository) = resolved.config.spec.repositories.iter().find(|r| r.target == target) {
+        let sources = ctx
+            .fetch_env_sources(&resolved.config.namespace().unwrap_or_default(), &resolved.config.spec.effective_env(repository))
+            .await?;
+        if let Ok(env) = credentials::resolve(&resolved.config.spec, repository, &sources) {
+            if let Err(e) = ctx.settings.restic.run(&target, &env, &restic::Command::Unlock).await {
+                return fail(task, ctx, "RepositoryLocked", &format!("repository is locked and unlock failed: {e}")).await;
+            }
+        }
+    }
+    ctx.event(
+        &task.object_ref(&()),
+        EventType::Normal,
+        "StaleLockRemoved",
+        "Unlock",
+        format!("{target}: stale lock removed; retrying"),
+    )
+    .await;
+    let mut status = task.status.clone().unwrap_or_default();
+    status.phase = Some(TaskPhase::Pending);
+    status.job_name = None;
+    status.message = Some(format!("Job {job_name} met a stale lock; stale locks removed, retrying"));
+    patch_status(task, ctx, &status).await?;
+    Ok(Action::requeue(Duration::from_millis(100)))
+}
+
+async fn job_pods(ctx: &Context, namespace: &str, job_name: &str) -> Result<Vec<Pod>, Error> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut list = pods.list(&ListParams::default().labels(&format!("job-name={job_name}"))).await?.items;
+    list.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
+    Ok(list)
+}
+
+/// The logs of the Job's newest pod (restic's JSON summary or its error).
+async fn job_output(ctx: &Context, namespace: &str, job_name: &str) -> Result<String, Error> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let Some(pod) = job_pods(ctx, namespace, job_name).await?.pop() else { return Ok(String::new()) };
+    match pods.logs(&pod.name_any(), &LogParams::default()).await {
+        Ok(logs) => Ok(logs),
+        Err(e) => Ok(format!("(logs unavailable: {e})")),
+    }
+}
+
+async fn last_exit_code(ctx: &Context, namespace: &str, job_name: &str) -> Result<Option<i32>, Error> {
+    let pod = job_pods(ctx, namespace, job_name).await?.pop();
+    Ok(pod
+        .and_then(|p| p.status)
+        .and_then(|s| s.container_statuses)
+        .and_then(|c| c.into_iter().next())
+        .and_then(|c| c.state)
+        .and_then(|s| s.terminated)
+        .map(|t| t.exit_code))
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> =
+        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("{\"message_type\":\"status\"")).collect();
+    let joined = lines[lines.len().saturating_sub(n)..].join(" | ");
+    if joined.is_empty() {
+        "no output".into()
+    } else {
+        joined
+    }
+}
+
+async fn complete(task: &Task, ctx: &Context, output: &str) -> Result<Action, Error> {
+    let now = Timestamp::now();
+    let mut status = task.status.clone().unwrap_or_default();
+    if task.spec.type_ == TaskType::Backup {
+        let Some(summary) = restic::backup_summary(output) else {
+            return fail(task, ctx, "NoSummary", &format!("restic finished without a summary: {}", last_lines(output, 3))).await;
+        };
+        status.short_snapshot_id = Some(summary.snapshot_id.chars().take(8).collect());
+        status.snapshot_id = Some(summary.snapshot_id);
+        status.files_new = Some(summary.files_new as i64);
+        status.files_changed = Some(summary.files_changed as i64);
+        status.files_unmodified = Some(summary.files_unmodified as i64);
+        status.bytes_added = Some(summary.data_added as i64);
+        status.bytes_processed = Some(summary.total_bytes_processed as i64);
+        status.duration_seconds = Some(summary.total_duration);
+        status.size = Some(human_bytes(summary.total_bytes_processed));
+    }
+    finish(task, ctx, status, TaskPhase::Completed, "Completed", now).await
+}
+
+async fn fail(task: &Task, ctx: &Context, reason: &str, message: &str) -> Result<Action, Error> {
+    let mut status = task.status.clone().unwrap_or_default();
+    status.message = Some(message.to_owned());
+    finish(task, ctx, status, TaskPhase::Failed, reason, Timestamp::now()).await
+}
+
+/// Records the outcome (status, Events, the PVC's answer), then trims the PVC's history.
+async fn finish(
+    task: &Task,
+    ctx: &Context,
+    mut status: TaskStatus,
+    phase: TaskPhase,
+    reason: &str,
+    now: Timestamp,
+) -> Result<Action, Error> {
+    let namespace = task.namespace().ok_or(Error::MissingField("namespace"))?;
+    // ScalingUp passes straight through until workloads are quiesced.
+    status.phase = Some(phase);
+    status.completion_time = Some(Time(now));
+    if let Some(start) = &status.start_time {
+        status.duration = Some(human_duration(now.as_second() - start.0.as_second()));
+    }
+    let kind = if task.spec.type_ == TaskType::Backup { "Backup" } else { "Restore" };
+    let (event_type, event_reason, summary) = if phase == TaskPhase::Completed {
+        let snapshot = status.short_snapshot_id.clone().unwrap_or_default();
+        let message = format!("{kind} completed: snapshot {snapshot} in {}", status.repository.clone().unwrap_or_default());
+        status.message = Some(message.clone());
+        (EventType::Normal, format!("{kind}Completed"), message)
+    } else {
+        (EventType::Warning, format!("{kind}Failed"), status.message.clone().unwrap_or_default())
+    };
+    set_condition(
+        &mut status.conditions,
+        "Succeeded",
+        (phase == TaskPhase::Completed).into(),
+        reason,
+        &summary,
+        task.metadata.generation,
+        now,
+    );
+    patch_status(task, ctx, &status).await?;
+    ctx.starting.lock().await.remove(&(namespace.clone(), task.name_any()));
+
+    ctx.event(&task.object_ref(&()), event_type, &event_reason, kind, &summary).await;
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
+    if let Some(pvc) = pvcs.get_opt(&task.spec.pvc_name).await? {
+        ctx.event(&pvc.object_ref(&()), event_type, &event_reason, kind, format!("Task {}: {summary}", task.name_any())).await;
+        if task.spec.trigger == TaskTrigger::Manual && task.spec.type_ == TaskType::Backup {
+            let answer = format!("{phase:?}: Task {}: {summary}", task.name_any());
+            let patch = serde_json::json!({"metadata": {"annotations": {BACKUP_RESULT_ANNOTATION: answer}}});
+            pvcs.patch(&task.spec.pvc_name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        }
+    }
+    prune_history(task, ctx, &namespace).await?;
+    Ok(Action::await_change())
+}
+
+async fn prune_history(task: &Task, ctx: &Context, namespace: &str) -> Result<(), Error> {
+    let configs: Api<Config> = Api::namespaced(ctx.client.clone(), &task.spec.config_ref.namespace);
+    let (succeeded, failed) = match configs.get_opt(&task.spec.config_ref.name).await? {
+        Some(config) => (config.spec.succeeded_tasks_history_limit, config.spec.failed_tasks_history_limit),
+        None => return Ok(()),
+    };
+    let api: Api<Task> = Api::namespaced(ctx.client.clone(), namespace);
+    let tasks = api.list(&ListParams::default().labels(&format!("{PVC_LABEL}={}", task.spec.pvc_name))).await?.items;
+    for name in crate::history::to_prune(&tasks, succeeded.max(0) as usize, failed.max(0) as usize) {
+        match api.delete(&name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+async fn patch_status(task: &Task, ctx: &Context, status: &TaskStatus) -> Result<(), Error> {
+    let api: Api<Task> = Api::namespaced(ctx.client.clone(), &task.namespace().unwrap_or_default());
+    let patch = serde_json::json!({"status": status});
+    match api.patch_status(&task.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(()),
+        // Deleted meanwhile: nothing left to update.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `1536` → `1.5 KiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// `192` → `3m12s`.
+pub fn human_duration(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    match (seconds / 3600, seconds % 3600 / 60, seconds % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, m, _) => format!("{h}h{m}m"),
+    }
+}
+
+pub fn error_policy(_: Arc<DeserializeGuard<Task>>, error: &Error, _: Arc<Context>) -> Action {
+    retry_soon(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_bytes(12), "12 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
+        assert_eq!(human_duration(41), "41s");
+        assert_eq!(human_duration(192), "3m12s");
+        assert_eq!(human_duration(7300), "2h1m");
+    }
+}
