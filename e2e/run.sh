@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# End-to-end runner: builds kube-sim and the operator (debug profile unless E2E_PROFILE=release),
+# starts one moto S3 server, then runs each scenario script against a fresh kube-sim.
+#
+#   bash e2e/run.sh [scenario...]      # default: every e2e/scenarios/*.sh
+#
+# Environment knobs: E2E_TIMEOUT (seconds per scenario, default 300), E2E_PROFILE (debug|release),
+# E2E_KEEP=1 (keep every scenario's temp dir, not only failed ones), KUBE_SIM_NODES (default 2),
+# KUBE_SIM_POD_GRACE (default 1), E2E_BUILD=0 (use the binaries already built).
+set -uo pipefail
+
+E2E_DIR="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$E2E_DIR/.." && pwd)"
+PROFILE="${E2E_PROFILE:-debug}"
+TIMEOUT="${E2E_TIMEOUT:-300}"
+
+for tool in kubectl bwrap restic moto_server python3 curl timeout; do
+  command -v "$tool" >/dev/null || { echo "e2e: required tool '$tool' is not installed" >&2; exit 2; }
+done
+
+if [ "${E2E_BUILD:-1}" = 1 ]; then
+  echo "building kube-sim and datarestor-operator ($PROFILE)..." >&2
+  build=(cargo build --quiet -p kube-sim --bin kube-sim -p datarestor-operator --bin datarestor-operator)
+  [ "$PROFILE" = release ] && build+=(--release)
+  (cd "$ROOT" && "${build[@]}") || { echo "e2e: build failed" >&2; exit 2; }
+fi
+TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+export KUBE_SIM_BIN="$TARGET_DIR/$PROFILE/kube-sim"
+export OPERATOR_BIN="$TARGET_DIR/$PROFILE/datarestor-operator"
+export E2E_DIR ROOT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_port() { # host port seconds
+  local deadline=$((SECONDS + $3))
+  until (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; do
+    [ $SECONDS -ge $deadline ] && return 1
+    sleep 0.1
+  done
+}
+
+RUN_DIR="$(mktemp -d -t e2e-run.XXXXXX)"
+MOTO_PID=""
+CURRENT_DIR=""
+
+# Stops everything a scenario left running: kube-sim, the operator and any pid lib.sh recorded.
+stop_scenario_processes() {
+  local dir="$1" pidfile pid
+  [ -n "$dir" ] && [ -d "$dir" ] || return 0
+  for pidfile in "$dir"/*.pid; do
+    [ -e "$pidfile" ] || continue
+    pid="$(cat "$pidfile")"
+    kill "$pid" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null
+    rm -f "$pidfile"
+  done
+}
+
+cleanup() {
+  stop_scenario_processes "$CURRENT_DIR"
+  [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null
+  wait 2>/dev/null
+  [ "${E2E_KEEP:-0}" = 1 ] || rm -rf "$RUN_DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+S3_PORT="$(free_port)"
+moto_server -H 127.0.0.1 -p "$S3_PORT" >"$RUN_DIR/moto.log" 2>&1 &
+MOTO_PID=$!
+wait_port 127.0.0.1 "$S3_PORT" 30 || { echo "e2e: moto_server did not start:" >&2; tail -20 "$RUN_DIR/moto.log" >&2; exit 2; }
+export S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+export AWS_ACCESS_KEY_ID="e2e-access-key" AWS_SECRET_ACCESS_KEY="e2e-secret-key" AWS_DEFAULT_REGION="us-east-1"
+
+if [ $# -gt 0 ]; then
+  scenarios=("$@")
+else
+  scenarios=()
+  for f in "$E2E_DIR"/scenarios/*.sh; do scenarios+=("$(basename "$f" .sh)"); done
+fi
+
+passed=0
+failed=0
+for name in "${scenarios[@]}"; do
+  script="$E2E_DIR/scenarios/$name.sh"
+  if [ ! -f "$script" ]; then
+    echo "FAIL $name: no such scenario ($script)"
+    failed=$((failed + 1))
+    continue
+  fi
+  dir="$RUN_DIR/$name"
+  mkdir -p "$dir"
+  CURRENT_DIR="$dir"
+  port="$(free_port)"
+  export SCENARIO_NAME="$name" SCENARIO_DIR="$dir"
+  export KUBE_SIM_PORT="$port" KUBE_SIM_URL="http://127.0.0.1:$port"
+  export KUBE_SIM_STATE_DIR="$dir/kube-sim-state" KUBECONFIG="$dir/kubeconfig"
+  export KUBE_SIM_NODES="${KUBE_SIM_NODES:-2}" KUBE_SIM_POD_GRACE="${KUBE_SIM_POD_GRACE:-1}"
+  # A bucket per scenario keeps scenarios independent on the shared S3 server.
+  export S3_BUCKET="e2e-$(echo "$name" | tr -c 'a-z0-9\n' '-')-$RANDOM"
+  start=$(date +%s.%N)
+  # shellcheck source=lib.sh
+  if ! (source "$E2E_DIR/lib.sh" && start_kube_sim) >"$dir/runner.log" 2>&1; then
+    echo "FAIL $name: kube-sim did not start"
+    tail -20 "$dir/runner.log" "$dir/kube-sim.log" 2>/dev/null | sed 's/^/    /'
+    failed=$((failed + 1))
+    stop_scenario_processes "$dir"
+    continue
+  fi
+  timeout --kill-after=10 "$TIMEOUT" bash -c 'source "$E2E_DIR/lib.sh"; source "$1"' _ "$script" >"$dir/scenario.log" 2>&1
+  rc=$?
+  stop_scenario_processes "$dir"
+  CURRENT_DIR=""
+  secs=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$start" "$(date +%s.%N)")
+  if [ $rc -eq 0 ]; then
+    echo "PASS $name (${secs}s)"
+    passed=$((passed + 1))
+    [ "${E2E_KEEP:-0}" = 1 ] || rm -rf "$dir"
+  else
+    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+      reason="timed out after ${TIMEOUT}s"
+    elif [ -s "$dir/failure" ]; then
+      reason="$(head -1 "$dir/failure")"
+    else
+      reason="exit status $rc"
+    fi
+    echo "FAIL $name: $reason (${secs}s)"
+    for log in scenario.log kube-sim.log operator.log; do
+      [ -s "$dir/$log" ] || continue
+      echo "  --- last lines of $log"
+      tail -n 30 "$dir/$log" | sed 's/^/    /'
+    done
+    echo "  (logs kept in $dir)"
+    E2E_KEEP=1
+    failed=$((failed + 1))
+  fi
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
