@@ -1,0 +1,128 @@
+# Helpers for DataRestor scenarios (sourced by scenario scripts after lib.sh).
+
+RESTIC_PASSWORD_VALUE="e2e-restic-password-$RANDOM$RANDOM"
+export REPO="s3:$S3_ENDPOINT/$S3_BUCKET"
+
+# install_datarestor: the CRDs, and the Secret the Config reads its credentials from.
+install_datarestor() {
+  k apply -f "$ROOT/config/crd/bases" >/dev/null
+  k wait --for=condition=Established crd/configs.backup.datarestor-operator.com crd/tasks.backup.datarestor-operator.com --timeout=30s >/dev/null
+  k create namespace backup-system >/dev/null
+  k create secret generic restic-credentials -n backup-system \
+    --from-literal=password="$RESTIC_PASSWORD_VALUE" --from-literal=secret-key="$AWS_SECRET_ACCESS_KEY" >/dev/null
+}
+
+# write_config NAMESPACES SPEC_TAIL [REPOSITORY_EXTRA]: the Config `backup` in backup-system with
+# one repository on the scenario's bucket; the password and secret key come from a Secret, the
+# access key is a literal value (both must stay out of every object and log).
+write_config() {
+  local tail="$2" extra="${3:-}"
+  kapply >/dev/null <<YAML
+apiVersion: backup.datarestor-operator.com/v1alpha1
+kind: Config
+metadata: {name: backup, namespace: backup-system}
+spec:
+  env:
+    - name: RESTIC_PASSWORD
+      valueFrom: {secretKeyRef: {name: restic-credentials, key: password}}
+  repositories:
+    - target: "$REPO"
+      priority: 1
+      backupSchedule: "0 2 * * *"
+      env:
+        - {name: AWS_ACCESS_KEY_ID, value: "$AWS_ACCESS_KEY_ID"}
+        - name: AWS_SECRET_ACCESS_KEY
+          valueFrom: {secretKeyRef: {name: restic-credentials, key: secret-key}}
+$extra
+$tail
+YAML
+}
+
+# make_pvc NAMESPACE NAME [LABEL=VALUE]: a bound ReadWriteOnce claim.
+make_pvc() {
+  local ns="$1" name="$2" label="${3:-}"
+  k get namespace "$ns" >/dev/null 2>&1 || k create namespace "$ns" >/dev/null
+  kapply >/dev/null <<YAML
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: $name
+  namespace: $ns
+  labels: {${label/=/: }}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+YAML
+  wait_for 20 "claim $ns/$name bound" jp_is Bound pvc "$name" .status.phase -n "$ns"
+}
+
+# fill_volume NAMESPACE PVC: writes a small tree (nested dirs, a hidden file, binary data) into the
+# volume and keeps a copy in $SCENARIO_DIR/original-NAMESPACE-PVC for later comparison.
+fill_volume() {
+  local dir
+  dir="$(pvc_host_path "$2" "$1")"
+  mkdir -p "$dir/app/config" "$dir/db"
+  echo "hello from $1/$2" >"$dir/app/config/settings.yaml"
+  echo "secret-ish but not a credential" >"$dir/.hidden"
+  head -c 200000 /dev/urandom >"$dir/db/table.bin"
+  rm -rf "$SCENARIO_DIR/original-$1-$2"
+  cp -a "$dir" "$SCENARIO_DIR/original-$1-$2"
+}
+
+# start_datarestor [ARGS...]: the operator with short intervals suited to tests.
+start_datarestor() {
+  start_operator --restic-cache "$SCENARIO_DIR/restic-cache" --repository-check-seconds 5 --retry-seconds 2 \
+    --restic-timeout-seconds 60 --job-deadline-seconds 120 "$@"
+}
+
+config_ready() { jp_is True config backup '.status.conditions[?(@.type=="Ready")].status' -n backup-system; }
+
+wait_config_ready() { wait_for "${1:-60}" "Config Ready" config_ready; }
+
+# tasks_of NAMESPACE PVC TYPE: "name phase" lines of the PVC's Tasks of that type.
+tasks_of() {
+  kubectl get tasks -n "$1" -l "backup.datarestor-operator.com/pvc=$2,backup.datarestor-operator.com/type=$3" \
+    -o 'jsonpath={range .items[*]}{.metadata.name} {.status.phase}{"\n"}{end}'
+}
+
+# wait_task NAMESPACE PVC TYPE PHASE [SECONDS]: prints the name of a Task that reached PHASE.
+wait_task() {
+  local deadline=$((SECONDS + ${5:-120})) found
+  while :; do
+    found="$(tasks_of "$1" "$2" "$3" | awk -v p="$4" '$2 == p {print $1; exit}')"
+    [ -n "$found" ] && { echo "$found"; return 0; }
+    if tasks_of "$1" "$2" "$3" | grep -q ' Failed$' && [ "$4" != Failed ]; then
+      kubectl get tasks -n "$1" -o yaml >&2
+      fail "a $3 Task of $1/$2 failed"
+    fi
+    [ $SECONDS -lt $deadline ] || fail "no $3 Task of $1/$2 reached $4"
+    sleep 0.5
+  done
+}
+
+# event_exists NAMESPACE REASON: an Event with that reason exists in the namespace (either API).
+event_exists() {
+  kubectl get events.events.k8s.io -n "$1" -o 'jsonpath={.items[*].reason}' | tr ' ' '\n' | grep -qx "$2" ||
+    kubectl get events -n "$1" -o 'jsonpath={.items[*].reason}' | tr ' ' '\n' | grep -qx "$2"
+}
+
+# restic_cli ARGS...: restic against the scenario's repository, as an administrator would run it.
+restic_cli() {
+  RESTIC_PASSWORD="$RESTIC_PASSWORD_VALUE" restic --repo "$REPO" --cache-dir "$SCENARIO_DIR/cli-cache" "$@"
+}
+
+# assert_no_credentials: no credential value in any Task, Job, pod, Event, PVC, Config status or
+# the operator's log (Secrets hold them, by design; the Config spec holds what the user wrote).
+assert_no_credentials() {
+  local dump="$SCENARIO_DIR/objects.yaml" value
+  {
+    kubectl get tasks,jobs,pods,pvc -A -o yaml
+    kubectl get events -A -o yaml
+    kubectl get events.events.k8s.io -A -o yaml
+    kubectl get config -A -o jsonpath='{.items[*].status}'
+  } >"$dump"
+  for value in "$RESTIC_PASSWORD_VALUE" "$AWS_SECRET_ACCESS_KEY" "$AWS_ACCESS_KEY_ID"; do
+    ! grep -qF "$value" "$dump" || fail "a credential value appears in cluster objects ($dump)"
+    ! grep -qF "$value" "$SCENARIO_DIR/operator.log" || fail "a credential value appears in the operator log"
+  done
+}

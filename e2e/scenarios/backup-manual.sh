@@ -1,0 +1,41 @@
+# backup-manual: `kubectl annotate pvc ... manual-backup=pre-upgrade` produces a Completed Task, a
+# snapshot with host {ns}-{pvc} and tag name=pre-upgrade (checked with restic itself) holding the
+# volume's exact bytes, an answered annotation and Events, and no credential anywhere.
+
+source "$E2E_DIR/datarestor.sh"
+install_datarestor
+write_config shop "$(cat <<'YAML'
+  selectors:
+    - matchLabels: {app: my-app}
+YAML
+)"
+make_pvc shop data app=my-app
+fill_volume shop data
+start_datarestor
+wait_config_ready
+
+k annotate pvc data -n shop backup.datarestor-operator.com/manual-backup=pre-upgrade
+task="$(wait_task shop data backup Completed)"
+log "task $task completed"
+
+assert_eq manual "$(jp task "$task" .spec.trigger -n shop)" "trigger"
+wait_for 20 "request annotation removed" bash -c '[ -z "$(kubectl get pvc data -n shop -o "jsonpath={.metadata.annotations.backup\.datarestor-operator\.com/manual-backup}")" ]'
+answer="$(jp pvc data '.metadata.annotations.backup\.datarestor-operator\.com/manual-backup-result' -n shop)"
+assert_contains "$answer" "Completed: Task $task" "answer on the PVC"
+assert_contains "$(k describe pvc data -n shop)" "manual-backup-result" "kubectl describe shows the answer"
+
+# The snapshot, seen by restic directly: host, tag, path, and the bytes.
+snapshots="$(restic_cli snapshots --json --host shop-data --tag name=pre-upgrade)"
+count="$(echo "$snapshots" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+assert_eq 1 "$count" "snapshots with host shop-data and tag name=pre-upgrade"
+assert_eq '["/data"]' "$(echo "$snapshots" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)[0]["paths"]))')" "snapshot path"
+snapshot_id="$(echo "$snapshots" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')"
+assert_contains "$snapshot_id" "$(jp task "$task" .status.snapshotId -n shop)" "Task records the snapshot"
+restic_cli restore "$snapshot_id" --target "$SCENARIO_DIR/restored" >/dev/null
+diff -r "$SCENARIO_DIR/original-shop-data" "$SCENARIO_DIR/restored/data" || fail "restored bytes differ from the volume"
+
+[ -n "$(jp task "$task" .status.filesNew -n shop)" ] || fail "Task status lacks restic's summary"
+wait_for 20 "BackupCompleted Event on the PVC" event_exists shop BackupCompleted
+wait_for 20 "BackupRequested Event on the PVC" event_exists shop BackupRequested
+
+assert_no_credentials
