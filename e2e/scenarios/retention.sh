@@ -1,0 +1,44 @@
+# retention: forgotSchedule runs `restic forget` with forgetArgs on this operator's snapshots
+# (selected PVCs' hosts, path /data) and prunes; snapshots of anything else in the repository stay.
+
+source "$E2E_DIR/datarestor.sh"
+install_datarestor
+# The retention slot must not come before the four backups below are done: start the Config with
+# a far-away retention schedule and switch it to every minute afterwards.
+config_with_retention() {
+  write_config shop "$(cat <<'YAML'
+  selectors:
+    - matchLabels: {app: my-app}
+YAML
+)" "      forgetArgs: [\"--keep-last\", \"2\"]
+      forgotSchedule: \"$1\""
+}
+config_with_retention "0 4 1 1 *"
+make_pvc shop data app=my-app
+fill_volume shop data
+start_datarestor
+wait_config_ready
+
+for name in one two three four; do
+  k annotate pvc data -n shop "backup.datarestor-operator.com/manual-backup=$name" >/dev/null
+  wait_for 60 "backup $name" bash -c "kubectl get tasks -n shop -o 'jsonpath={range .items[*]}{.spec.name}={.status.phase}{\"\\n\"}{end}' | grep -qx '$name=Completed'"
+done
+host_snapshots() { restic_cli snapshots --json --host "$1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+assert_eq 4 "$(host_snapshots shop-data)" "four snapshots before retention"
+
+# Someone else's snapshot in the same repository: another host and path.
+mkdir -p "$SCENARIO_DIR/other"
+echo other >"$SCENARIO_DIR/other/file"
+restic_cli backup "$SCENARIO_DIR/other" --host other-tool >/dev/null
+restic_cli backup "$SCENARIO_DIR/other" --host other-tool >/dev/null
+restic_cli backup "$SCENARIO_DIR/other" --host other-tool >/dev/null
+
+config_with_retention "* * * * *"
+wait_for 150 "RetentionCompleted Event" event_exists backup-system RetentionCompleted
+assert_eq 2 "$(host_snapshots shop-data)" "keep-last 2 applied to the PVC's snapshots"
+names="$(restic_cli snapshots --json --host shop-data | python3 -c 'import json,sys; print(" ".join(sorted(t for s in json.load(sys.stdin) for t in s["tags"])))')"
+assert_eq "name=four name=three" "$names" "the newest two are kept"
+assert_eq 3 "$(host_snapshots other-tool)" "snapshots of other hosts and paths are untouched"
+restic_cli check >/dev/null || fail "repository check failed after prune"
+last="$(jp config backup '.status.repositories[0].lastForgetSlot' -n backup-system)"
+[ -n "$last" ] || fail "status does not record the retention slot"
