@@ -69,10 +69,11 @@ fill_volume() {
   cp -a "$dir" "$SCENARIO_DIR/original-$1-$2"
 }
 
-# start_datarestor [ARGS...]: the operator with short intervals suited to tests.
+# start_datarestor [ARGS...]: the operator with short intervals suited to tests
+# (RESTIC_TIMEOUT and JOB_DEADLINE override the time limits).
 start_datarestor() {
   start_operator --restic-cache "$SCENARIO_DIR/restic-cache" --repository-check-seconds 5 --retry-seconds 2 \
-    --restic-timeout-seconds 60 --job-deadline-seconds 120 "$@"
+    --restic-timeout-seconds "${RESTIC_TIMEOUT:-60}" --job-deadline-seconds "${JOB_DEADLINE:-120}" "$@"
 }
 
 config_ready() { jp_is True config backup '.status.conditions[?(@.type=="Ready")].status' -n backup-system; }
