@@ -108,7 +108,10 @@ for name in "${scenarios[@]}"; do
     stop_scenario_processes "$dir"
     continue
   fi
-  timeout --kill-after=10 "$TIMEOUT" bash -c 'source "$E2E_DIR/lib.sh"; source "$1"' _ "$script" >"$dir/scenario.log" 2>&1
+  # A scenario may ask for more time with a "# e2e-timeout: SECONDS" line.
+  limit="$(sed -n 's/^# e2e-timeout: *\([0-9][0-9]*\).*/\1/p' "$script" | head -1)"
+  limit="${limit:-$TIMEOUT}"
+  timeout --kill-after=10 "$limit" bash -c 'source "$E2E_DIR/lib.sh"; source "$1"' _ "$script" >"$dir/scenario.log" 2>&1
   rc=$?
   stop_scenario_processes "$dir"
   CURRENT_DIR=""
@@ -119,7 +122,7 @@ for name in "${scenarios[@]}"; do
     [ "${E2E_KEEP:-0}" = 1 ] || rm -rf "$dir"
   else
     if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
-      reason="timed out after ${TIMEOUT}s"
+      reason="timed out after ${limit}s"
     elif [ -s "$dir/failure" ]; then
       reason="$(head -1 "$dir/failure")"
     else

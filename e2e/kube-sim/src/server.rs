@@ -471,6 +471,22 @@ fn watch_line(etype: &str, obj: &Value) -> Bytes {
     Bytes::from(line)
 }
 
+/// A watch line for a store event, reusing the event's shared serialization when the object is
+/// served at its stored version (always, except for other versions of a multi-version CRD).
+fn event_line(etype: &str, rt: &ResourceType, ev: &crate::store::Event) -> Bytes {
+    if ev.obj["apiVersion"] == rt.api_version().as_str() {
+        let obj = ev.obj_json();
+        let mut line = Vec::with_capacity(obj.len() + 32);
+        line.extend_from_slice(b"{\"type\":\"");
+        line.extend_from_slice(etype.as_bytes());
+        line.extend_from_slice(b"\",\"object\":");
+        line.extend_from_slice(obj);
+        line.extend_from_slice(b"}\n");
+        return Bytes::from(line);
+    }
+    watch_line(etype, &present(rt, &ev.obj))
+}
+
 /// What a selector-filtered watcher should see for one store event, if anything.
 fn translate(ev: &crate::store::Event, f: &Filters) -> Option<&'static str> {
     let now = f.matches(&ev.obj);
@@ -523,7 +539,7 @@ fn watch_handler(app: &Arc<App>, t: &Target, q: &HashMap<String, String>) -> Api
             seen = seen.max(ev.rv);
             if ev.key == key {
                 if let Some(ty) = translate(&ev, &f) {
-                    if tx.send(Ok(watch_line(ty, &present(&rt, &ev.obj)))).await.is_err() {
+                    if tx.send(Ok(event_line(ty, &rt, &ev))).await.is_err() {
                         return;
                     }
                 }
@@ -540,7 +556,7 @@ fn watch_handler(app: &Arc<App>, t: &Target, q: &HashMap<String, String>) -> Api
                         seen = ev.rv;
                         if ev.key != key { continue; }
                         if let Some(ty) = translate(&ev, &f) {
-                            if tx.send(Ok(watch_line(ty, &present(&rt, &ev.obj)))).await.is_err() { return; }
+                            if tx.send(Ok(event_line(ty, &rt, &ev))).await.is_err() { return; }
                         }
                     }
                     // A watcher too slow for the event rate is cut off; clients re-watch.

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use crate::error::{ApiError, ApiResult};
@@ -16,7 +16,9 @@ use crate::util::{self, is_deleting, now_rfc3339};
 use crate::{defaults, schema};
 
 /// How many past events are kept for watch resumption; older resourceVersions get 410 Gone.
-pub const HISTORY: usize = 50_000;
+pub const HISTORY: usize = 20_000;
+/// Live events buffered per watcher; a watcher further behind than this is disconnected.
+const LIVE_BUFFER: usize = 65_536;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -44,6 +46,14 @@ pub struct Event {
     pub obj: Arc<Value>,
     /// The previous state, so selector-filtered watches can turn a change into ADDED/DELETED.
     pub old: Option<Arc<Value>>,
+    /// `obj` serialized once, shared by every watcher.
+    json: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl Event {
+    pub fn obj_json(&self) -> &bytes::Bytes {
+        self.json.get_or_init(|| bytes::Bytes::from(serde_json::to_vec(&*self.obj).unwrap_or_default()))
+    }
 }
 
 /// Which part of an object a write may change.
@@ -86,7 +96,7 @@ pub struct Store {
 
 impl Store {
     pub fn new(state_dir: &std::path::Path, pod_grace_seconds: i64) -> anyhow::Result<Arc<Store>> {
-        let (tx, _) = broadcast::channel(1 << 16);
+        let (tx, _) = broadcast::channel(LIVE_BUFFER);
         let store = Store {
             inner: Mutex::new(Inner {
                 rv: 0,
@@ -156,6 +166,7 @@ impl Store {
     }
 
     pub fn save(&self) -> anyhow::Result<()> {
+        use std::io::Write;
         let (rv, objects) = {
             let mut inner = self.lock();
             inner.dirty = false;
@@ -163,15 +174,28 @@ impl Store {
                 inner.objects.iter().map(|(k, b)| (k.clone(), b.values().cloned().collect())).collect();
             (inner.rv, objects)
         };
-        let mut map = Map::new();
-        for (k, list) in objects {
-            if !list.is_empty() {
-                map.insert(k, Value::Array(list.iter().map(|o| (**o).clone()).collect()));
-            }
-        }
-        let snap = json!({"resourceVersion": rv, "objects": map});
+        // Written piecewise from the shared handles: no deep copy of the whole store.
         let tmp = self.state_file.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&snap)?)?;
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        write!(w, "{{\"resourceVersion\":{rv},\"objects\":{{")?;
+        let mut first = true;
+        for (k, list) in objects.iter().filter(|(_, l)| !l.is_empty()) {
+            if !first {
+                w.write_all(b",")?;
+            }
+            first = false;
+            serde_json::to_writer(&mut w, k)?;
+            w.write_all(b":[")?;
+            for (i, o) in list.iter().enumerate() {
+                if i > 0 {
+                    w.write_all(b",")?;
+                }
+                serde_json::to_writer(&mut w, &**o)?;
+            }
+            w.write_all(b"]")?;
+        }
+        w.write_all(b"}}")?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         std::fs::rename(&tmp, &self.state_file)?;
         Ok(())
     }
@@ -245,7 +269,7 @@ impl Store {
     // ---------------------------------------------------------------- writes
 
     fn emit(&self, inner: &mut Inner, key: &str, etype: EventType, obj: Arc<Value>, old: Option<Arc<Value>>) {
-        let ev = Arc::new(Event { rv: inner.rv, key: key.to_string(), etype, obj, old });
+        let ev = Arc::new(Event { rv: inner.rv, key: key.to_string(), etype, obj, old, json: Default::default() });
         inner.history.push_back(ev.clone());
         while inner.history.len() > HISTORY {
             if let Some(e) = inner.history.pop_front() {

@@ -30,7 +30,7 @@ pub fn spawn_all(app: Arc<App>) {
     );
     spawn_loop(app.clone(), &["/pods", "/persistentvolumeclaims", "/nodes"], pods::reconcile);
     spawn_loop(app.clone(), &["batch/jobs", "/pods"], jobs::reconcile);
-    spawn_loop(app.clone(), &["*"], gc::reconcile);
+    spawn_loop(app.clone(), &[GC_EVENTS], gc::reconcile);
     let saver = app.clone();
     tokio::spawn(async move {
         loop {
@@ -44,6 +44,9 @@ pub fn spawn_all(app: Arc<App>) {
     });
 }
 
+/// Pseudo-key for the garbage collector: it only cares about deletions.
+const GC_EVENTS: &str = "<deletions>";
+
 fn spawn_loop<F, Fut>(app: Arc<App>, keys: &'static [&'static str], f: F)
 where
     F: Fn(Arc<App>) -> Fut + Send + 'static,
@@ -52,11 +55,15 @@ where
     tokio::spawn(async move {
         let mut rx = app.store.subscribe();
         let mut tick = tokio::time::interval(Duration::from_millis(500));
-        let relevant = |k: &str| keys.iter().any(|x| *x == "*" || *x == k);
+        let relevant = |ev: &crate::store::Event| {
+            keys.iter().any(|x| {
+                *x == ev.key || (*x == GC_EVENTS && (ev.etype == crate::store::EventType::Deleted || util::is_deleting(&ev.obj)))
+            })
+        };
         loop {
             let dirty = tokio::select! {
                 r = rx.recv() => match r {
-                    Ok(ev) => relevant(&ev.key),
+                    Ok(ev) => relevant(&ev),
                     Err(RecvError::Lagged(_)) => true,
                     Err(RecvError::Closed) => return,
                 },
@@ -65,10 +72,11 @@ where
             if !dirty || app.down.load(Ordering::SeqCst) {
                 continue;
             }
-            // Let a burst of writes settle, then handle it in one pass.
-            tokio::time::sleep(Duration::from_millis(10)).await;
             while let Ok(_) | Err(TryRecvError::Lagged(_)) = rx.try_recv() {}
+            let started = std::time::Instant::now();
             f(app.clone()).await;
+            // Passes are O(objects): under a flood of writes, spend at most half the time in them.
+            tokio::time::sleep(started.elapsed().clamp(Duration::from_millis(10), Duration::from_millis(500))).await;
         }
     });
 }
