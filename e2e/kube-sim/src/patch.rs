@@ -289,16 +289,236 @@ fn strip_directives(v: &Value) -> Value {
 
 // ---------------------------------------------------------------- server-side apply
 
-/// Server-side apply, approximated: the applied configuration is merged into the live object like
-/// a strategic merge patch (keyed lists merge, other lists are replaced). Field ownership is not
-/// tracked, so fields a manager stops applying are not removed, and conflicts never occur.
-pub fn apply(target: &mut Value, applied: &Value) -> ApiResult<()> {
+/// How a list merges under server-side apply: from the CRD schema's x-kubernetes-list-type, or,
+/// where there is no schema (built-in kinds, metadata), from the strategic merge keys.
+#[derive(Debug, Clone, PartialEq)]
+enum ListKind {
+    Atomic,
+    Map(Vec<String>),
+    Set,
+}
+
+fn list_kind(field: &str, schema: Option<&Value>, sample: &[&Value]) -> ListKind {
+    if let Some(s) = schema {
+        return match s["x-kubernetes-list-type"].as_str() {
+            Some("map") => ListKind::Map(
+                s["x-kubernetes-list-map-keys"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|k| k.as_str().map(str::to_string))
+                    .collect(),
+            ),
+            Some("set") => ListKind::Set,
+            _ => ListKind::Atomic,
+        };
+    }
+    match list_strategy(field, sample) {
+        ListStrategy::MergeBy(k) => ListKind::Map(vec![k.to_string()]),
+        ListStrategy::MergePrimitive => ListKind::Set,
+        ListStrategy::Replace => ListKind::Atomic,
+    }
+}
+
+fn child_schema<'a>(schema: Option<&'a Value>, field: &str) -> Option<&'a Value> {
+    let s = schema?;
+    s.get("properties").and_then(|p| p.get(field)).or_else(|| s.get("additionalProperties").filter(|a| a.is_object()))
+}
+
+fn key_of(elem: &Value, keys: &[String]) -> Value {
+    Value::Object(keys.iter().map(|k| (k.clone(), elem.get(k).cloned().unwrap_or(Value::Null))).collect())
+}
+
+fn ssa_merge(live: &mut Value, applied: &Value, schema: Option<&Value>) {
+    let Some(am) = applied.as_object() else {
+        *live = applied.clone();
+        return;
+    };
+    if !live.is_object() {
+        *live = Value::Object(Map::new());
+    }
+    let lm = live.as_object_mut().expect("object");
+    for (k, v) in am {
+        let cs = child_schema(schema, k);
+        match v {
+            Value::Null => {
+                lm.remove(k);
+            }
+            Value::Object(_) => ssa_merge(lm.entry(k.clone()).or_insert(Value::Null), v, cs),
+            Value::Array(items) => {
+                let existing = lm.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+                let sample: Vec<&Value> = existing.iter().chain(items.iter()).collect();
+                let merged = match list_kind(k, cs, &sample) {
+                    ListKind::Atomic => v.clone(),
+                    ListKind::Set => {
+                        let mut out = existing.clone();
+                        out.extend(items.iter().filter(|i| !existing.contains(i)).cloned());
+                        Value::Array(out)
+                    }
+                    ListKind::Map(keys) => {
+                        let item_schema = cs.and_then(|s| s.get("items"));
+                        let mut out = existing;
+                        for item in items {
+                            let kv = key_of(item, &keys);
+                            match out.iter_mut().find(|e| key_of(e, &keys) == kv) {
+                                Some(e) => ssa_merge(e, item, item_schema),
+                                None => out.push(item.clone()),
+                            }
+                        }
+                        Value::Array(out)
+                    }
+                };
+                lm.insert(k.clone(), merged);
+            }
+            _ => {
+                lm.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// The FieldsV1 set (`{"f:spec": {"f:replicas": {}}}`) an applied configuration owns.
+fn field_set(v: &Value, schema: Option<&Value>, top: bool) -> Value {
+    let mut out = Map::new();
+    for (k, child) in v.as_object().into_iter().flatten() {
+        if top && matches!(k.as_str(), "apiVersion" | "kind") {
+            continue;
+        }
+        let cs = child_schema(schema, k);
+        let entry = match child {
+            Value::Object(_) => {
+                let mut inner = field_set(child, cs, false);
+                if top && k == "metadata" {
+                    for f in [
+                        "f:name",
+                        "f:namespace",
+                        "f:resourceVersion",
+                        "f:uid",
+                        "f:managedFields",
+                        "f:creationTimestamp",
+                        "f:generation",
+                    ] {
+                        inner.as_object_mut().expect("object").remove(f);
+                    }
+                }
+                inner
+            }
+            Value::Array(items) => {
+                let sample: Vec<&Value> = items.iter().collect();
+                match list_kind(k, cs, &sample) {
+                    ListKind::Atomic => Value::Object(Map::new()),
+                    ListKind::Set => Value::Object(items.iter().map(|i| (format!("v:{i}"), Value::Object(Map::new()))).collect()),
+                    ListKind::Map(keys) => {
+                        let item_schema = cs.and_then(|s| s.get("items"));
+                        Value::Object(
+                            items
+                                .iter()
+                                .map(|i| {
+                                    let mut f = field_set(i, item_schema, false);
+                                    f.as_object_mut().expect("object").insert(".".into(), Value::Object(Map::new()));
+                                    (format!("k:{}", key_of(i, &keys)), f)
+                                })
+                                .collect(),
+                        )
+                    }
+                }
+            }
+            _ => Value::Object(Map::new()),
+        };
+        out.insert(format!("f:{k}"), entry);
+    }
+    Value::Object(out)
+}
+
+/// Removes from `live` what `prev` owned and `now` no longer does, unless `others` still own it.
+fn remove_released(live: &mut Value, prev: &Value, now: &Value, others: &[&Value]) {
+    for (k, sub) in prev.as_object().into_iter().flatten() {
+        if k == "." {
+            continue;
+        }
+        let now_sub = now.get(k);
+        let other_subs: Vec<&Value> = others.iter().filter_map(|o| o.get(k)).collect();
+        if now_sub.is_none() && other_subs.is_empty() {
+            if let Some(f) = k.strip_prefix("f:") {
+                if let Some(m) = live.as_object_mut() {
+                    m.remove(f);
+                }
+            } else if let Some(key) = k.strip_prefix("k:").and_then(|j| serde_json::from_str::<Value>(j).ok()) {
+                if let Some(a) = live.as_array_mut() {
+                    let keys: Vec<String> = key.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+                    a.retain(|e| key_of(e, &keys) != key);
+                }
+            } else if let Some(val) = k.strip_prefix("v:").and_then(|j| serde_json::from_str::<Value>(j).ok()) {
+                if let Some(a) = live.as_array_mut() {
+                    a.retain(|e| *e != val);
+                }
+            }
+            continue;
+        }
+        // Still owned: descend, so released children can go.
+        let empty = Value::Object(Map::new());
+        let now_sub = now_sub.unwrap_or(&empty);
+        let child: Option<&mut Value> = if let Some(f) = k.strip_prefix("f:") {
+            live.get_mut(f)
+        } else if let Some(key) = k.strip_prefix("k:").and_then(|j| serde_json::from_str::<Value>(j).ok()) {
+            let keys: Vec<String> = key.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+            live.as_array_mut().and_then(|a| a.iter_mut().find(|e| key_of(e, &keys) == key))
+        } else {
+            None
+        };
+        if let Some(c) = child {
+            remove_released(c, sub, now_sub, &other_subs);
+        }
+    }
+}
+
+/// Server-side apply: merges the applied configuration into the live object (maps recursively;
+/// lists per their list type), removes fields this field manager applied before but no longer
+/// applies (unless another apply manager owns them), and records the manager's field set in
+/// metadata.managedFields. Conflicts with other managers are not detected (as if always forced),
+/// and fields set by non-apply writes are not tracked.
+pub fn apply(
+    live: &mut Value,
+    applied: &Value,
+    manager: &str,
+    subresource: Option<&str>,
+    schema: Option<&Value>,
+) -> ApiResult<()> {
     let mut applied = applied.clone();
     if let Some(meta) = applied.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
         meta.remove("resourceVersion");
     }
-    strategic(target, &applied)
+    if let Some(sub) = subresource {
+        // Applying to a subresource only touches that part.
+        let part = applied.get(sub).cloned();
+        applied = serde_json::json!({});
+        if let Some(p) = part {
+            applied[sub] = p;
+        }
+    }
+    let mut managed: Vec<Value> = live.pointer("/metadata/managedFields").and_then(Value::as_array).cloned().unwrap_or_default();
+    let is_mine = |m: &Value| {
+        m["manager"] == manager && m["operation"] == "Apply" && m.get("subresource").and_then(Value::as_str) == subresource
+    };
+    let prev = managed.iter().find(|m| is_mine(m)).map(|m| m["fieldsV1"].clone()).unwrap_or(Value::Object(Map::new()));
+    let others: Vec<Value> =
+        managed.iter().filter(|m| !is_mine(m) && m["operation"] == "Apply").map(|m| m["fieldsV1"].clone()).collect();
+    let now = field_set(&applied, schema, true);
+    ssa_merge(live, &applied, schema);
+    let other_refs: Vec<&Value> = others.iter().collect();
+    remove_released(live, &prev, &now, &other_refs);
+    managed.retain(|m| !is_mine(m));
+    let mut entry = serde_json::json!({
+        "manager": manager, "operation": "Apply", "apiVersion": live["apiVersion"].clone(),
+        "time": crate::util::now_rfc3339(), "fieldsType": "FieldsV1", "fieldsV1": now,
+    });
+    if let Some(sub) = subresource {
+        entry["subresource"] = Value::from(sub);
+    }
+    managed.push(entry);
+    crate::util::ensure_obj(live, &["metadata"]).insert("managedFields".into(), Value::Array(managed));
+    Ok(())
 }
 
 #[cfg(test)]
@@ -372,6 +592,40 @@ mod tests {
         assert_eq!(doc["spec"]["tolerations"], json!([{"key": "z"}]));
         assert_eq!(doc["metadata"]["finalizers"], json!(["f1", "f2"]));
         assert!(doc.get("$setElementOrder/containers").is_none());
+    }
+
+    #[test]
+    fn apply_removes_what_a_manager_stops_applying() {
+        let mut live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"keep": "x"}});
+        apply(
+            &mut live,
+            &json!({"metadata": {"name": "c", "labels": {"a": "1"}}, "data": {"a": "1", "b": "2"}}),
+            "m1",
+            None,
+            None,
+        )
+        .unwrap();
+        apply(&mut live, &json!({"data": {"c": "3"}}), "m2", None, None).unwrap();
+        apply(&mut live, &json!({"data": {"a": "9", "c": "3"}}), "m1", None, None).unwrap();
+        assert_eq!(live["data"], json!({"keep": "x", "a": "9", "c": "3"}), "b released, c still owned by m2, keep never applied");
+        assert!(live["metadata"].get("labels").is_none_or(|l| l.get("a").is_none()));
+        let mf = live["metadata"]["managedFields"].as_array().unwrap();
+        assert_eq!(mf.len(), 2);
+        assert!(mf.iter().any(|m| m["manager"] == "m1" && m["fieldsV1"]["f:data"]["f:a"] == json!({})));
+    }
+
+    #[test]
+    fn apply_uses_list_types_from_the_schema() {
+        let schema = json!({"properties": {"status": {"properties": {
+            "conditions": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"], "items": {"type": "object"}},
+            "log": {"type": "array", "items": {"type": "string"}}}}}});
+        let mut live = json!({"apiVersion": "x/v1", "metadata": {}, "status": {}});
+        let a1 = json!({"status": {"conditions": [{"type": "A", "status": "True"}, {"type": "B", "status": "True"}], "log": ["1", "2"]}});
+        apply(&mut live, &a1, "op", Some("status"), Some(&schema)).unwrap();
+        let a2 = json!({"status": {"conditions": [{"type": "A", "status": "False"}], "log": ["3"]}});
+        apply(&mut live, &a2, "op", Some("status"), Some(&schema)).unwrap();
+        assert_eq!(live["status"]["conditions"], json!([{"type": "A", "status": "False"}]), "B released by its manager");
+        assert_eq!(live["status"]["log"], json!(["3"]), "atomic lists are replaced");
     }
 
     #[test]

@@ -380,8 +380,9 @@ async fn patch_handler(app: &Arc<App>, t: &Target, ct: &str, q: &HashMap<String,
         if q.get("dryRun").is_some_and(|d| !d.is_empty()) {
             return Ok(json_response(201, &present(&t.rt, &p)));
         }
-        let mut obj = p.clone();
-        util::ensure_obj(&mut obj, &["metadata"]).insert("name".into(), Value::from(name.clone()));
+        let manager = q.get("fieldManager").map(String::as_str).unwrap_or("unknown");
+        let mut obj = json!({"apiVersion": t.rt.api_version(), "kind": t.rt.kind, "metadata": {"name": name}});
+        patch::apply(&mut obj, &p, manager, None, t.rt.schema.as_ref())?;
         return app.create(&t.rt, ns_of(t), obj).await.map(|o| json_response(201, &present(&t.rt, &o)));
     }
     let explicit_rv = p.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_string);
@@ -399,7 +400,10 @@ async fn patch_handler(app: &Arc<App>, t: &Target, ct: &str, q: &HashMap<String,
                 }
                 patch::strategic(&mut target, &p)?
             }
-            _ if is_apply => patch::apply(&mut target, &p)?,
+            _ if is_apply => {
+                let manager = q.get("fieldManager").map(String::as_str).unwrap_or("unknown");
+                patch::apply(&mut target, &p, manager, t.sub.as_deref().filter(|s| *s == "status"), t.rt.schema.as_ref())?
+            }
             other => return Err(ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {other:?})"))),
         }
         if explicit_rv.is_none() {

@@ -380,6 +380,10 @@ impl Store {
             // Status writes change only status; everything else comes from the stored object.
             Part::Status => {
                 let mut n = (*old).clone();
+                // Field ownership of a status apply is recorded with the object.
+                if let Some(mf) = obj.pointer("/metadata/managedFields") {
+                    n["metadata"]["managedFields"] = mf.clone();
+                }
                 match obj.get("status") {
                     Some(s) => n["status"] = s.clone(),
                     None => {

@@ -314,13 +314,27 @@ async fn patch_flavours() {
         )
         .await;
     assert_eq!((code, o["data"]["a"].as_str()), (201, Some("1")));
+    let (code, _) = sim
+        .req(
+            Method::PATCH,
+            &format!("{CM}/ssa?fieldManager=other"),
+            ssa,
+            Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"o": "3"}})),
+        )
+        .await;
+    assert_eq!(code, 200);
     let (code, o) = sim.req(Method::PATCH, &format!("{CM}/ssa?fieldManager=t"), ssa,
         Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa", "labels": {"l": "v"}}, "data": {"b": "2"}}))).await;
     assert_eq!(code, 200);
     assert_eq!(
-        (o["data"]["a"].as_str(), o["data"]["b"].as_str(), o["metadata"]["labels"]["l"].as_str()),
-        (Some("1"), Some("2"), Some("v"))
+        o["data"],
+        json!({"b": "2", "o": "3"}),
+        "a field the manager stopped applying is removed, another manager's stays"
     );
+    assert_eq!(o["metadata"]["labels"]["l"], "v");
+    let managers: Vec<&str> =
+        o["metadata"]["managedFields"].as_array().unwrap().iter().map(|m| m["manager"].as_str().unwrap()).collect();
+    assert_eq!(managers, ["other", "t"]);
 }
 
 const CRD: &str = r#"{
