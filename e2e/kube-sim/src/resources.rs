@@ -21,6 +21,10 @@ pub struct ResourceType {
 impl ResourceType {
     /// Storage key: objects are stored once per group+resource, whatever version they are read at.
     pub fn key(&self) -> String {
+        // events.k8s.io Events share core Events' storage (converted on the way in and out).
+        if self.group == "events.k8s.io" && self.plural == "events" {
+            return "/events".into();
+        }
         format!("{}/{}", self.group, self.plural)
     }
     pub fn api_version(&self) -> String {

@@ -211,6 +211,9 @@ fn parse_body(body: &[u8]) -> ApiResult<Value> {
 
 /// Objects are returned at the version they were requested at (CRD versions share storage).
 fn present(rt: &ResourceType, o: &Value) -> Value {
+    if rt.group == "events.k8s.io" {
+        return crate::events::from_core(o);
+    }
     let mut o = o.clone();
     if o.is_object() {
         o["apiVersion"] = Value::from(rt.api_version());
@@ -273,9 +276,9 @@ fn list(app: &App, t: &Target, q: &HashMap<String, String>) -> ApiResult<Value> 
     let mut out = vec![];
     let mut more = None;
     let mut remaining = 0u64;
-    for o in items.iter().filter(|o| f.matches(o)) {
+    for o in items.iter().map(|o| present(&t.rt, o)).filter(|o| f.matches(o)) {
         if let Some((ans, aname)) = &after {
-            if (util::namespace(o), util::name(o)) <= (ans.as_str(), aname.as_str()) {
+            if (util::namespace(&o), util::name(&o)) <= (ans.as_str(), aname.as_str()) {
                 continue;
             }
         }
@@ -283,10 +286,10 @@ fn list(app: &App, t: &Target, q: &HashMap<String, String>) -> ApiResult<Value> 
             remaining += 1;
             continue;
         }
-        out.push(present(&t.rt, o));
-        if out.len() == limit {
-            more = Some(format!("{list_rv}/{}/{}", util::namespace(o), util::name(o)));
+        if out.len() + 1 == limit {
+            more = Some(format!("{list_rv}/{}/{}", util::namespace(&o), util::name(&o)));
         }
+        out.push(o);
     }
     let mut meta = json!({"resourceVersion": list_rv.to_string()});
     if remaining > 0 {

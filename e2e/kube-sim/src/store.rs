@@ -286,6 +286,9 @@ impl Store {
         }
         obj["apiVersion"] = Value::from(rt.api_version());
         obj["kind"] = Value::from(rt.kind.clone());
+        if rt.group == "events.k8s.io" {
+            obj = crate::events::to_core(&obj);
+        }
         let meta = util::ensure_obj(&mut obj, &["metadata"]);
         let mut name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_string();
         if name.is_empty() {
@@ -376,6 +379,9 @@ impl Store {
         }
         obj["apiVersion"] = Value::from(rt.api_version());
         obj["kind"] = Value::from(rt.kind.clone());
+        if rt.group == "events.k8s.io" {
+            obj = crate::events::to_core(&obj);
+        }
         let mut new = match part {
             // Status writes change only status; everything else comes from the stored object.
             Part::Status => {

@@ -15,7 +15,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchE
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{finalizer, Event};
 use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Api, Client, CustomResource, CustomResourceExt, ResourceExt};
+use kube::{Api, Client, CustomResource, CustomResourceExt, Resource, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -169,4 +169,39 @@ async fn runtime_watcher_recovers_from_closed_watches_and_restarts() {
     cms.create(&PostParams::default(), &mk("after-restart")).await.unwrap();
     wait_for_async(20, "watcher sees 'after-restart'", has("after-restart")).await;
     task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recorder_events_are_visible_as_core_events() {
+    use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
+    let sim = Sim::start();
+    let client = sim.client().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let cm = cms
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "subject"}})).unwrap())
+        .await
+        .unwrap();
+    let recorder = Recorder::new(client.clone(), Reporter { controller: "sim-test".into(), instance: Some("t-1".into()) });
+    let ev = KEvent {
+        type_: EventType::Warning,
+        reason: "BackupFailed".into(),
+        note: Some("S3 unreachable".into()),
+        action: "Backup".into(),
+        secondary: None,
+    };
+    recorder.publish(&ev, &cm.object_ref(&())).await.unwrap();
+    // The same event again becomes a series (a merge patch on the events.k8s.io object).
+    recorder.publish(&ev, &cm.object_ref(&())).await.unwrap();
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::default_namespaced(client);
+    let list = core.list(&ListParams::default().fields("involvedObject.name=subject")).await.unwrap();
+    assert_eq!(list.items.len(), 1, "{:?}", list.items);
+    let e = &list.items[0];
+    assert_eq!(
+        (e.reason.as_deref(), e.message.as_deref(), e.type_.as_deref()),
+        (Some("BackupFailed"), Some("S3 unreachable"), Some("Warning"))
+    );
+    assert_eq!(e.count, Some(2));
+    assert!(e.last_timestamp.is_some());
+    let described = sim.k(&["describe", "configmap", "subject"]);
+    assert!(described.contains("BackupFailed") && described.contains("S3 unreachable"), "{described}");
 }
