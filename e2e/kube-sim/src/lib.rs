@@ -15,6 +15,7 @@ pub mod schema;
 pub mod selectors;
 pub mod server;
 pub mod store;
+pub mod table;
 pub mod util;
 
 use std::net::SocketAddr;

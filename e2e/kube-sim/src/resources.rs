@@ -16,6 +16,8 @@ pub struct ResourceType {
     pub subresources: Vec<String>,
     /// The CRD's openAPIV3Schema for this version; None for built-ins.
     pub schema: Option<Value>,
+    /// The CRD version's additionalPrinterColumns.
+    pub columns: Option<Value>,
 }
 
 impl ResourceType {
@@ -129,6 +131,7 @@ pub fn builtins() -> Vec<ResourceType> {
             short_names: short.iter().map(|x| x.to_string()).collect(),
             subresources: sub.iter().map(|x| x.to_string()).collect(),
             schema: None,
+            columns: None,
         })
         .collect()
 }
@@ -165,6 +168,7 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
             short_names: short.clone(),
             subresources: subs,
             schema: v.pointer("/schema/openAPIV3Schema").cloned(),
+            columns: v.get("additionalPrinterColumns").cloned(),
         });
     }
     out

@@ -68,6 +68,8 @@ fn parse_query(q: Option<&str>) -> HashMap<String, String> {
         .collect()
 }
 
+const AS_TABLE: &str = "__as_table";
+
 /// A parsed resource request.
 struct Target {
     rt: ResourceType,
@@ -79,7 +81,11 @@ struct Target {
 async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let query = parse_query(req.uri().query());
+    let mut query = parse_query(req.uri().query());
+    // kubectl get asks for server-side printing; remembered as a pseudo query parameter.
+    if req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(crate::table::wanted) {
+        query.insert(AS_TABLE.into(), "1".into());
+    }
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let body = match axum::body::to_bytes(req.into_body(), 256 << 20).await {
         Ok(b) => b,
@@ -298,6 +304,9 @@ fn list(app: &App, t: &Target, q: &HashMap<String, String>) -> ApiResult<Value> 
             meta["remainingItemCount"] = Value::from(remaining);
         }
     }
+    if q.contains_key(AS_TABLE) {
+        return Ok(crate::table::table(&t.rt, &out, meta, true));
+    }
     Ok(json!({
         "kind": format!("{}List", t.rt.kind),
         "apiVersion": t.rt.api_version(),
@@ -311,6 +320,9 @@ async fn get(app: &Arc<App>, t: &Target, q: &HashMap<String, String>) -> ApiResu
     match t.sub.as_deref() {
         Some("scale") => Ok(json_response(200, &scale_of(&obj))),
         Some("log") => crate::controllers::runner::log_response(app, &obj, q).await,
+        _ if q.contains_key(AS_TABLE) => {
+            Ok(json_response(200, &crate::table::table(&t.rt, &[present(&t.rt, &obj)], json!({}), true)))
+        }
         _ => Ok(json_response(200, &present(&t.rt, &obj))),
     }
 }
@@ -515,6 +527,7 @@ fn watch_handler(app: &Arc<App>, t: &Target, q: &HashMap<String, String>) -> Api
     let key = t.rt.key();
     let rt = t.rt.clone();
     let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
+    let as_table = q.contains_key(AS_TABLE);
     let timeout = q.get("timeoutSeconds").and_then(|s| s.parse::<u64>().ok()).unwrap_or(1800);
     let start: Option<u64> = q.get("resourceVersion").and_then(|r| r.parse().ok()).filter(|r| *r > 0);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(256);
@@ -537,8 +550,22 @@ fn watch_handler(app: &Arc<App>, t: &Target, q: &HashMap<String, String>) -> Api
     let mut closed = app.close_watches.subscribe();
     tokio::spawn(async move {
         let mut seen = start_rv;
+        // Watch events as one-row Tables when kubectl asked for them; headers only in the first.
+        let mut first = true;
+        let mut line = |ty: &str, ev: Option<&crate::store::Event>, obj: &Value| {
+            if as_table {
+                let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
+                let t = crate::table::table(&rt, &[present(&rt, obj)], json!({"resourceVersion": rv}), first);
+                first = false;
+                return watch_line(ty, &t);
+            }
+            match ev {
+                Some(ev) => event_line(ty, &rt, ev),
+                None => watch_line(ty, &present(&rt, obj)),
+            }
+        };
         for o in initial {
-            if tx.send(Ok(watch_line("ADDED", &present(&rt, &o)))).await.is_err() {
+            if tx.send(Ok(line("ADDED", None, &o))).await.is_err() {
                 return;
             }
         }
@@ -546,7 +573,7 @@ fn watch_handler(app: &Arc<App>, t: &Target, q: &HashMap<String, String>) -> Api
             seen = seen.max(ev.rv);
             if ev.key == key {
                 if let Some(ty) = translate(&ev, &f) {
-                    if tx.send(Ok(event_line(ty, &rt, &ev))).await.is_err() {
+                    if tx.send(Ok(line(ty, Some(&ev), &ev.obj))).await.is_err() {
                         return;
                     }
                 }
@@ -563,7 +590,7 @@ fn watch_handler(app: &Arc<App>, t: &Target, q: &HashMap<String, String>) -> Api
                         seen = ev.rv;
                         if ev.key != key { continue; }
                         if let Some(ty) = translate(&ev, &f) {
-                            if tx.send(Ok(event_line(ty, &rt, &ev))).await.is_err() { return; }
+                            if tx.send(Ok(line(ty, Some(&ev), &ev.obj))).await.is_err() { return; }
                         }
                     }
                     // A watcher too slow for the event rate is cut off; clients re-watch.
@@ -571,6 +598,7 @@ fn watch_handler(app: &Arc<App>, t: &Target, q: &HashMap<String, String>) -> Api
                 },
                 _ = tick.tick(), if bookmarks => {
                     let bm = json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": {"resourceVersion": seen.to_string()}});
+                    let bm = if as_table { json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": seen.to_string()}, "columnDefinitions": [], "rows": []}) } else { bm };
                     if tx.send(Ok(watch_line("BOOKMARK", &bm))).await.is_err() { return; }
                 }
                 _ = &mut deadline => return,

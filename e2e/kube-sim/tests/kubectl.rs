@@ -176,3 +176,60 @@ spec:
     let pods = sim.k(&["get", "pods", "-l", "job-name=hello", "-o", "jsonpath={.items[0].status.phase}"]);
     assert_eq!(pods, "Succeeded");
 }
+
+#[test]
+fn get_prints_server_side_tables() {
+    require_tool("kubectl");
+    let sim = Sim::start();
+    sim.apply(
+        r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Ready, type: string, jsonPath: '.status.conditions[?(@.type=="Ready")].status'}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {size: {type: integer}}}
+          status:
+            type: object
+            properties:
+              conditions: {type: array, items: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+"#,
+    );
+    sim.k(&["wait", "--for=condition=Established", "crd/gadgets.example.com", "--timeout=10s"]);
+    sim.apply("apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g1}\nspec: {size: 7}\n");
+    sim.k(&[
+        "patch",
+        "gadget",
+        "g1",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"conditions":[{"type":"Ready","status":"True"}]}}"#,
+    ]);
+    let out = sim.k(&["get", "gadgets"]);
+    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines[0], ["NAME", "SIZE", "READY", "AGE"], "{out}");
+    assert_eq!(&lines[1][..3], ["g1", "7", "True"], "{out}");
+
+    sim.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: x}]\n");
+    sim.k(&["wait", "--for=condition=Ready", "pod/p", "--timeout=10s"]);
+    let out = sim.k(&["get", "pods", "-o", "wide"]);
+    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines[0], ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"], "{out}");
+    assert_eq!(&lines[1][..4], ["p", "1/1", "Running", "0"], "{out}");
+    assert!(lines[1][6].starts_with("sim-node-"));
+}

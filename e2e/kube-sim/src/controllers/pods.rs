@@ -235,14 +235,18 @@ fn start(app: &Arc<App>, p: &Value, node: &str) {
     }
     let uid = util::uid(p).to_string();
     let ready = if runs_to_completion(p) { "False" } else { "True" };
+    let ip = {
+        let b = uid.as_bytes();
+        format!("10.244.{}.{}", b.first().copied().unwrap_or(0) % 250, b.get(1).copied().unwrap_or(0) % 250 + 2)
+    };
     let _ = modify(app, "/pods", ns, name, Part::Status, |p| {
         if util::uid(p) != uid || util::str_at(p, "/status/phase") != Some("Pending") {
             return;
         }
         p["status"]["phase"] = json!("Running");
         p["status"]["hostIP"] = json!("10.0.0.1");
-        p["status"]["podIP"] = json!("10.244.0.10");
-        p["status"]["podIPs"] = json!([{"ip": "10.244.0.10"}]);
+        p["status"]["podIP"] = json!(ip);
+        p["status"]["podIPs"] = json!([{"ip": ip}]);
         p["status"]["startTime"] = json!(now);
         let cs: Vec<Value> = p
             .pointer("/spec/containers")
