@@ -72,7 +72,8 @@ fill_volume() {
 # start_datarestor [ARGS...]: the operator with short intervals suited to tests
 # (RESTIC_TIMEOUT and JOB_DEADLINE override the time limits).
 start_datarestor() {
-  start_operator --restic-cache "$SCENARIO_DIR/restic-cache" --repository-check-seconds 5 --retry-seconds 2 \
+  [ -n "${WEBHOOK_PORT:-}" ] || WEBHOOK_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  start_operator --webhook-listen "127.0.0.1:$WEBHOOK_PORT" --webhook-url "https://127.0.0.1:$WEBHOOK_PORT" --restic-cache "$SCENARIO_DIR/restic-cache" --repository-check-seconds 5 --retry-seconds 2 \
     --restic-timeout-seconds "${RESTIC_TIMEOUT:-60}" --job-deadline-seconds "${JOB_DEADLINE:-120}" "$@"
 }
 
@@ -127,3 +128,35 @@ assert_no_credentials() {
     ! grep -qF "$value" "$SCENARIO_DIR/operator.log" || fail "a credential value appears in the operator log"
   done
 }
+
+# snapshot_id NAME: the full id of the snapshot tagged name=NAME.
+snapshot_id() {
+  restic_cli snapshots --json --tag "name=$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])'
+}
+
+# backup_named NAMESPACE PVC NAME: a manual backup, waited for.
+backup_named() {
+  k annotate pvc "$2" -n "$1" --overwrite "backup.datarestor-operator.com/manual-backup=$3" >/dev/null
+  wait_for 90 "backup $3 of $1/$2" bash -c "kubectl get tasks -n $1 -o 'jsonpath={range .items[*]}{.spec.name}={.status.phase}{\"\\n\"}{end}' | grep -qx '$3=Completed'"
+}
+
+# restore_request NAMESPACE PVC VALUE: a manual restore; prints the answer once there is one.
+restore_request() {
+  k annotate pvc "$2" -n "$1" backup.datarestor-operator.com/manual-restore-result- >/dev/null 2>&1 || true
+  k annotate pvc "$2" -n "$1" --overwrite "backup.datarestor-operator.com/manual-restore=$3" >/dev/null
+  local deadline=$((SECONDS + 90)) answer
+  while :; do
+    answer="$(kubectl get pvc "$2" -n "$1" -o 'jsonpath={.metadata.annotations.backup\.datarestor-operator\.com/manual-restore-result}')"
+    case "$answer" in Completed:* | Failed:* | Rejected:*) echo "$answer"; return 0 ;; esac
+    [ $SECONDS -lt $deadline ] || fail "no answer to manual-restore=$3 on $1/$2"
+    sleep 0.5
+  done
+}
+
+# same_tree DIR_A DIR_B MESSAGE: byte-identical trees, no extra or missing files.
+same_tree() {
+  diff -r "$1" "$2" >"$SCENARIO_DIR/diff.log" 2>&1 || fail "$3: trees differ ($(head -3 "$SCENARIO_DIR/diff.log" | tr '\n' ' '))"
+}
+
+# restore_state NAMESPACE PVC
+restore_state() { kubectl get pvc "$2" -n "$1" -o 'jsonpath={.metadata.annotations.backup\.datarestor-operator\.com/restore-state}'; }

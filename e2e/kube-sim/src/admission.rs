@@ -1,7 +1,9 @@
 //! Mutating admission for pod creation: calls every matching webhook of every
 //! MutatingWebhookConfiguration over HTTPS with an AdmissionReview v1 and applies the JSON patch it
-//! returns. Only `clientConfig.url` can be reached from here; a `service` reference cannot be
-//! resolved without cluster networking, so it counts as a failed call (failurePolicy decides).
+//! returns. There is no cluster network: `clientConfig.url` is called as is, and a `service`
+//! reference is resolved through the Service's `kube-sim.datarestor.io/url` annotation (a base URL
+//! such as `https://127.0.0.1:9443`) plus the reference's path; without it the call fails and the
+//! webhook's failurePolicy decides.
 
 use std::time::Duration;
 
@@ -40,7 +42,7 @@ pub async fn mutate_pod(app: &App, ns: &str, mut pod: Value) -> ApiResult<Value>
                 }
             }
             let name = hook["name"].as_str().unwrap_or("webhook").to_string();
-            match call(hook, ns, &pod).await {
+            match call(app, hook, ns, &pod).await {
                 Ok(resp) => {
                     if resp["allowed"] != true {
                         let msg = resp.pointer("/status/message").and_then(Value::as_str).unwrap_or("");
@@ -69,13 +71,30 @@ pub async fn mutate_pod(app: &App, ns: &str, mut pod: Value) -> ApiResult<Value>
     Ok(pod)
 }
 
-async fn call(hook: &Value, ns: &str, pod: &Value) -> Result<Value, String> {
+/// Annotation on a Service giving the base URL kube-sim uses for webhooks that reference it.
+pub const SERVICE_URL_ANNOTATION: &str = "kube-sim.datarestor.io/url";
+
+async fn call(app: &App, hook: &Value, ns: &str, pod: &Value) -> Result<Value, String> {
     let cc = &hook["clientConfig"];
     let url = match cc["url"].as_str() {
         Some(u) => u.to_string(),
         None => {
+            // There is no cluster network: a Service can point at a local URL through an annotation.
+            let svc_ns = cc.pointer("/service/namespace").and_then(Value::as_str).unwrap_or("default");
             let svc = cc.pointer("/service/name").and_then(Value::as_str).unwrap_or("?");
-            return Err(format!("service reference {svc} cannot be resolved by kube-sim; use clientConfig.url"));
+            let path = cc.pointer("/service/path").and_then(Value::as_str).unwrap_or("");
+            let base = app
+                .store
+                .get("/services", svc_ns, svc)
+                .and_then(|s| {
+                    s.pointer(&format!("/metadata/annotations/{}", SERVICE_URL_ANNOTATION.replace('/', "~1")))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .ok_or(format!(
+                    "service {svc_ns}/{svc} has no {SERVICE_URL_ANNOTATION} annotation; kube-sim cannot reach cluster services"
+                ))?;
+            format!("{}{path}", base.trim_end_matches('/'))
         }
     };
     let timeout = hook["timeoutSeconds"].as_u64().unwrap_or(10);

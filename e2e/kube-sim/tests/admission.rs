@@ -133,6 +133,19 @@ async fn mutating_webhooks_patch_filter_deny_and_honour_failure_policy() {
     })
     .await;
 
+    // A service reference resolves through the Service's kube-sim URL annotation.
+    sim.req(Method::DELETE, &format!("{MWC}/labeler"), None, None).await;
+    let mut by_service = webhook("svc.test", "unused", Some(&ca), "Fail");
+    by_service["clientConfig"] = json!({"service": {"namespace": "default", "name": "hook", "path": "/mutate"}, "caBundle": ca});
+    sim.req(Method::POST, MWC, None, Some(json!({"metadata": {"name": "by-service"}, "webhooks": [by_service]}))).await;
+    let (code, err) = sim.req(Method::POST, pods, None, Some(pod("no-service", json!({"a": "b"})))).await;
+    assert_eq!(code, 500, "an unresolvable service fails the call: {err}");
+    sim.req(Method::POST, "/api/v1/namespaces/default/services", None, Some(json!({"metadata": {"name": "hook",
+        "annotations": {"kube-sim.datarestor.io/url": format!("https://127.0.0.1:{port}")}}, "spec": {"ports": [{"port": 443}]}}))).await;
+    let (code, p) = sim.req(Method::POST, pods, None, Some(pod("via-service", json!({"a": "b"})))).await;
+    assert_eq!((code, p["metadata"]["labels"]["mutated"].as_str()), (201, Some("yes")), "{p}");
+    sim.req(Method::DELETE, &format!("{MWC}/by-service"), None, None).await;
+
     // An unreachable webhook: Ignore lets pods through, Fail rejects them.
     let dead = "https://127.0.0.1:1/mutate";
     sim.req(

@@ -152,6 +152,11 @@ fn rwo_claim_blocks_a_pod_on_another_node_until_free() {
     let p = sim.get(&["pod", "second"]).unwrap();
     assert_eq!(p["status"]["phase"], "Pending");
     assert_eq!(p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"], "ContainerCreating");
+    // A required pod affinity on the hostname co-locates a pod with the claim's user.
+    sim.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: buddy, labels: {role: buddy}}\nspec:\n  nodeSelector: {kubernetes.io/hostname: sim-node-1}\n  containers: [{name: c, image: x}]\n");
+    sim.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: follower}\nspec:\n  affinity:\n    podAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n      - {topologyKey: kubernetes.io/hostname, labelSelector: {matchLabels: {role: buddy}}}\n  containers: [{name: c, image: x}]\n");
+    sim.k(&["wait", "--for=condition=Ready", "pod/follower", "--timeout=10s"]);
+    assert_eq!(sim.get(&["pod", "follower"]).unwrap()["spec"]["nodeName"], "sim-node-1");
     sim.k(&["delete", "pod", "first", "same-node", "--timeout=20s"]);
     sim.k(&["wait", "--for=condition=Ready", "pod/second", "--timeout=20s"]);
 }

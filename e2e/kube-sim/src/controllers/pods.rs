@@ -50,10 +50,26 @@ fn node_names(app: &App) -> Vec<String> {
     app.store.list("/nodes", None).0.iter().map(|n| util::name(n).to_string()).collect()
 }
 
-/// The node a pod must run on, if it pins one through nodeSelector or hostname affinity.
-fn pinned_node(p: &Value) -> Option<String> {
+/// The node a pod must run on, if it pins one through nodeSelector, hostname node affinity, or a
+/// required pod affinity on the hostname topology (co-location with running pods).
+fn pinned_node(app: &App, p: &Value) -> Option<String> {
     if let Some(h) = p.pointer("/spec/nodeSelector/kubernetes.io~1hostname").and_then(Value::as_str) {
         return Some(h.to_string());
+    }
+    let pod_terms =
+        p.pointer("/spec/affinity/podAffinity/requiredDuringSchedulingIgnoredDuringExecution").and_then(Value::as_array);
+    for t in pod_terms.into_iter().flatten() {
+        if t["topologyKey"] != "kubernetes.io/hostname" {
+            continue;
+        }
+        let sel = crate::selectors::LabelSelector::from_object(&t["labelSelector"]);
+        let (pods, _) = app.store.list("/pods", Some(util::namespace(p)));
+        let node = pods
+            .iter()
+            .find(|o| util::uid(o) != util::uid(p) && !is_terminal(o) && !is_deleting(o) && sel.matches(&util::labels(o)));
+        if let Some(n) = node.and_then(|o| util::str_at(o, "/spec/nodeName")) {
+            return Some(n.to_string());
+        }
     }
     let terms = p.pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")?;
     for t in terms.as_array()? {
@@ -167,7 +183,7 @@ fn schedule(app: &App, p: &Value, nodes: &[String], load: &mut HashMap<String, u
         });
         return;
     }
-    let node = match pinned_node(p) {
+    let node = match pinned_node(app, p) {
         Some(n) if nodes.contains(&n) => n,
         Some(n) => {
             let msg = format!("0/{} nodes are available: node \"{n}\" not found", nodes.len());
@@ -234,7 +250,7 @@ fn start(app: &Arc<App>, p: &Value, node: &str) {
         }
     }
     let uid = util::uid(p).to_string();
-    let ready = if runs_to_completion(p) { "False" } else { "True" };
+    let ready = "True";
     let ip = {
         let b = uid.as_bytes();
         format!("10.244.{}.{}", b.first().copied().unwrap_or(0) % 250, b.get(1).copied().unwrap_or(0) % 250 + 2)
