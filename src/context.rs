@@ -1,6 +1,6 @@
 //! What every reconciler shares: the client, the event recorder, settings, and the Task cache.
 
-use crate::api::Task;
+use crate::api::{Config, Task};
 use crate::credentials::{Lookup, ValueSource};
 use crate::job::JobSettings;
 use crate::repository::ResticRunner;
@@ -29,14 +29,51 @@ pub struct Context {
     pub settings: Settings,
     /// Every Task, as the Task controller sees them (for concurrency limits and queues).
     pub tasks: Store<DeserializeGuard<Task>>,
+    /// Every Config, as the Config controller sees them.
+    pub configs: Store<DeserializeGuard<Config>>,
     /// Tasks this process has started whose new phase the cache may not show yet.
     pub starting: tokio::sync::Mutex<BTreeSet<(String, String)>>,
 }
 
 impl Context {
-    pub fn new(client: Client, settings: Settings, tasks: Store<DeserializeGuard<Task>>) -> Self {
+    pub fn new(
+        client: Client,
+        settings: Settings,
+        tasks: Store<DeserializeGuard<Task>>,
+        configs: Store<DeserializeGuard<Config>>,
+    ) -> Self {
         let reporter = Reporter { controller: "datarestor-operator".into(), instance: std::env::var("POD_NAME").ok() };
-        Self { recorder: Recorder::new(client.clone(), reporter), client, settings, tasks, starting: Default::default() }
+        Self { recorder: Recorder::new(client.clone(), reporter), client, settings, tasks, configs, starting: Default::default() }
+    }
+
+    /// The Config that protects a PVC in `namespace` with `labels`; when several do, the first by
+    /// namespace and name. Waits for the Config cache to be filled once.
+    pub async fn selecting_config(&self, namespace: &str, labels: &BTreeMap<String, String>) -> Option<Config> {
+        let _ = self.configs.wait_until_ready().await;
+        let mut configs: Vec<Config> = self
+            .configs
+            .state()
+            .iter()
+            .filter_map(|guard| guard.0.as_ref().ok())
+            .filter(|config| config.spec.selects(namespace, labels))
+            .cloned()
+            .collect();
+        configs.sort_by_key(|c| (c.metadata.namespace.clone(), c.metadata.name.clone()));
+        configs.into_iter().next()
+    }
+
+    /// Whether some Config with autoRestore could select a PVC in `namespace` whose labels are not
+    /// known yet (a pod that names a PVC before the PVC exists).
+    pub async fn may_auto_restore_in(&self, namespace: &str) -> bool {
+        let _ = self.configs.wait_until_ready().await;
+        self.configs.state().iter().filter_map(|guard| guard.0.as_ref().ok()).any(|config| {
+            config.spec.auto_restore
+                && config
+                    .spec
+                    .selectors
+                    .iter()
+                    .any(|s| s.match_namespaces.is_empty() || s.match_namespaces.iter().any(|n| n == namespace))
+        })
     }
 
     /// Emits an Event; failing to record one never fails the reconcile.

@@ -15,4 +15,6 @@ pub mod naming;
 pub mod operator;
 pub mod repository;
 pub mod restic;
+pub mod restore;
 pub mod schedule;
+pub mod webhook;

@@ -2,6 +2,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use datarestor_operator::context::Settings;
 use datarestor_operator::job::JobSettings;
 use datarestor_operator::repository::ResticRunner;
+use datarestor_operator::webhook::Endpoint;
 use std::time::Duration;
 
 /// DataRestor: back up and restore PersistentVolumeClaims with restic.
@@ -40,6 +41,15 @@ enum Command {
         /// The restic image of backup and restore Jobs.
         #[arg(long, default_value = datarestor_operator::job::RESTIC_IMAGE, env = "DATARESTOR_RESTIC_IMAGE")]
         restic_image: String,
+        /// Serve the restore-gate admission webhook (HTTPS) on this address, e.g. 0.0.0.0:9443.
+        #[arg(long, env = "DATARESTOR_WEBHOOK_LISTEN")]
+        webhook_listen: Option<std::net::SocketAddr>,
+        /// How the API server reaches the webhook: a URL (https://host:port) ...
+        #[arg(long, env = "DATARESTOR_WEBHOOK_URL", conflicts_with = "webhook_service")]
+        webhook_url: Option<String>,
+        /// ... or a Service as namespace/name:port.
+        #[arg(long, env = "DATARESTOR_WEBHOOK_SERVICE")]
+        webhook_service: Option<String>,
         /// activeDeadlineSeconds of restic Jobs.
         #[arg(long, default_value_t = 6 * 3600, env = "DATARESTOR_JOB_DEADLINE_SECONDS")]
         job_deadline_seconds: i64,
@@ -72,6 +82,9 @@ async fn main() -> anyhow::Result<()> {
             retry_seconds,
             restic_image,
             job_deadline_seconds,
+            webhook_listen,
+            webhook_url,
+            webhook_service,
         } => {
             init_tracing(log_format);
             let settings = Settings {
@@ -84,7 +97,17 @@ async fn main() -> anyhow::Result<()> {
                 repository_check_interval: Duration::from_secs(repository_check_seconds),
                 retry_interval: Duration::from_secs(retry_seconds),
             };
-            datarestor_operator::operator::run(settings, Duration::from_secs(crd_timeout_seconds)).await?;
+            let endpoint = match (webhook_url, webhook_service) {
+                (Some(url), _) => Some(Endpoint::Url(url)),
+                (None, Some(service)) => Some(parse_service(&service)?),
+                (None, None) => None,
+            };
+            let webhook = match (webhook_listen, endpoint) {
+                (Some(listen), Some(endpoint)) => Some((listen, endpoint)),
+                (None, None) => None,
+                _ => anyhow::bail!("--webhook-listen needs --webhook-url or --webhook-service, and the other way round"),
+            };
+            datarestor_operator::operator::run(settings, Duration::from_secs(crd_timeout_seconds), webhook).await?;
         }
         Command::Crd { output_dir } if output_dir.is_empty() => print!("{}", datarestor_operator::crdgen::all_yaml()),
         Command::Crd { output_dir } => {
@@ -99,6 +122,14 @@ async fn main() -> anyhow::Result<()> {
         Command::Version => println!("datarestor-operator {}", env!("CARGO_PKG_VERSION")),
     }
     Ok(())
+}
+
+/// `namespace/name:port`.
+fn parse_service(text: &str) -> anyhow::Result<Endpoint> {
+    let (namespace, rest) =
+        text.split_once('/').ok_or_else(|| anyhow::anyhow!("--webhook-service: expected namespace/name:port"))?;
+    let (name, port) = rest.split_once(':').ok_or_else(|| anyhow::anyhow!("--webhook-service: expected namespace/name:port"))?;
+    Ok(Endpoint::Service { namespace: namespace.into(), name: name.into(), port: port.parse()? })
 }
 
 fn init_tracing(format: LogFormat) {

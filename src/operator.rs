@@ -5,6 +5,7 @@ use crate::api::{Config, Task};
 use crate::context::{Context, Settings};
 use crate::controller;
 use crate::job::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::webhook::Endpoint;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
@@ -22,6 +23,8 @@ use std::time::Duration;
 pub enum StartError {
     #[error("cannot build a Kubernetes client (KUBECONFIG or in-cluster config): {0}")]
     Client(#[source] kube::Error),
+    #[error("restore-gate webhook: {0}")]
+    Webhook(#[source] crate::webhook::WebhookError),
     #[error("the {resource} CRD is not installed or not served: {source}; apply config/crd/bases or the Helm chart first")]
     MissingCrd {
         resource: &'static str,
@@ -50,7 +53,11 @@ async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), StartEr
 }
 
 /// Runs the operator until SIGTERM or Ctrl-C; running reconciles finish first.
-pub async fn run(settings: Settings, crd_timeout: Duration) -> Result<(), StartError> {
+pub async fn run(
+    settings: Settings,
+    crd_timeout: Duration,
+    webhook: Option<(std::net::SocketAddr, Endpoint)>,
+) -> Result<(), StartError> {
     let client = Client::try_default().await.map_err(StartError::Client)?;
     wait_for_crds(&client, crd_timeout).await?;
     let shutdown = shutdown_signal().shared();
@@ -59,11 +66,10 @@ pub async fn run(settings: Settings, crd_timeout: Duration) -> Result<(), StartE
     let tasks = Controller::new(Api::<DeserializeGuard<Task>>::all(client.clone()), watcher::Config::default())
         .owns(Api::<Job>::all(client.clone()), owned_jobs)
         .graceful_shutdown_on(shutdown.clone());
-    let ctx = Arc::new(Context::new(client.clone(), settings, tasks.store()));
-
     let configs = Controller::new(Api::<DeserializeGuard<Config>>::all(client.clone()), watcher::Config::default())
         .with_config(runtime_controller::Config::default().debounce(Duration::from_secs(1)));
     let config_store = configs.store();
+    let ctx = Arc::new(Context::new(client.clone(), settings, tasks.store(), configs.store()));
     // A PVC appearing, changing labels or going away changes what Configs select.
     let configs = configs
         .watches(Api::<PersistentVolumeClaim>::all(client.clone()), watcher::Config::default(), move |_pvc| {
@@ -71,8 +77,17 @@ pub async fn run(settings: Settings, crd_timeout: Duration) -> Result<(), StartE
         })
         .graceful_shutdown_on(shutdown.clone());
 
+    // A restore Task finishing moves its PVC's restore state on.
     let pvcs = Controller::new(Api::<PersistentVolumeClaim>::all(client.clone()), watcher::Config::default())
+        .watches(Api::<DeserializeGuard<Task>>::all(client.clone()), watcher::Config::default(), |guard| {
+            let task = guard.0.as_ref().ok()?;
+            Some(ObjectRef::<PersistentVolumeClaim>::new(&task.spec.pvc_name).within(task.metadata.namespace.as_deref()?))
+        })
         .graceful_shutdown_on(shutdown.clone());
+
+    if let Some((listen, endpoint)) = webhook {
+        crate::webhook::start(ctx.clone(), listen, endpoint).await.map_err(StartError::Webhook)?;
+    }
 
     tracing::info!("datarestor-operator started");
     tokio::join!(

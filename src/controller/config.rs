@@ -270,7 +270,7 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Config>>, ctx: Arc<Context>) 
     Ok(Action::requeue(wait))
 }
 
-fn all_env(config: &Config) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
+pub fn all_env(config: &Config) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
     let mut env = config.spec.env.clone();
     env.extend(config.spec.repositories.iter().flat_map(|r| r.env.iter().cloned()));
     env

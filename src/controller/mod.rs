@@ -2,7 +2,9 @@
 //! Job each) and PVCs (annotation requests).
 
 pub mod config;
+pub mod gate;
 pub mod pvc;
+pub mod restore;
 pub mod task;
 
 use kube::runtime::controller::Action;

@@ -1,44 +1,85 @@
-//! PVC reconcile: serve `manual-backup` requests written on a PVC.
+//! PVC reconcile: serve `manual-backup` and `manual-restore` requests written on a PVC, drive
+//! automatic restore of new PVCs, and release pods held for PVCs that are ready.
 //!
-//! The request becomes a Task (deterministic name, so retries find it) before the annotation is
-//! removed; the outcome is written back onto the PVC (`manual-backup-result`) and as Events.
+//! A request becomes a Task (deterministic name, so retries find it) before its annotation is
+//! removed; the outcome is written back onto the PVC (`manual-backup-result`,
+//! `manual-restore-result`) and as Events.
 
 use super::config::{backup_task, create_task, is_backupable, remove_annotation};
 use super::task::BACKUP_RESULT_ANNOTATION;
-use super::{retry_soon, Error};
+use super::{gate, restore, retry_soon, Error};
 use crate::annotation;
-use crate::api::{snapshot_host, Config, TaskTrigger, MANUAL_BACKUP_ANNOTATION};
+use crate::api::{snapshot_host, Config, TaskTrigger, MANUAL_BACKUP_ANNOTATION, MANUAL_RESTORE_ANNOTATION};
 use crate::context::Context;
 use crate::naming;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use std::sync::Arc;
 
 pub async fn reconcile(pvc: Arc<PersistentVolumeClaim>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let Some(value) = pvc.annotations().get(MANUAL_BACKUP_ANNOTATION).cloned() else { return Ok(Action::await_change()) };
     let namespace = pvc.namespace().ok_or(Error::MissingField("namespace"))?;
+    if pvc.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let config = ctx.selecting_config(&namespace, pvc.labels()).await;
     let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
-    let object_ref = pvc.object_ref(&());
 
-    match serve_backup_request(&pvc, &ctx, &value).await? {
-        Ok(message) => ctx.event(&object_ref, EventType::Normal, "BackupRequested", "ManualBackup", message).await,
+    if let Some(value) = pvc.annotations().get(MANUAL_RESTORE_ANNOTATION).cloned() {
+        let outcome = restore::serve_manual_restore(&pvc, config.as_ref(), &ctx, &value).await?;
+        answer(&ctx, &pvc, &api, "manual-restore", restore::RESULT_ANNOTATION, &value, outcome).await?;
+        remove_annotation(&api, &pvc.name_any(), MANUAL_RESTORE_ANNOTATION, &value).await?;
+        return Ok(Action::requeue(std::time::Duration::from_millis(100)));
+    }
+    if let Some(value) = pvc.annotations().get(MANUAL_BACKUP_ANNOTATION).cloned() {
+        let outcome = serve_backup_request(&pvc, config.as_ref(), &ctx, &value).await?;
+        answer(&ctx, &pvc, &api, "manual-backup", BACKUP_RESULT_ANNOTATION, &value, outcome).await?;
+        remove_annotation(&api, &pvc.name_any(), MANUAL_BACKUP_ANNOTATION, &value).await?;
+    }
+    let action = match &config {
+        Some(config) => restore::reconcile_auto(&pvc, config, &ctx).await?,
+        None => Action::await_change(),
+    };
+    if !restore::holds_pods(&pvc, config.as_ref()) {
+        gate::release_pods(&ctx, &namespace).await?;
+    }
+    Ok(action)
+}
+
+/// Records the outcome of a request: an Event, and on rejection an answer annotation (accepted
+/// requests are answered when their Task finishes).
+async fn answer(
+    ctx: &Context,
+    pvc: &PersistentVolumeClaim,
+    api: &Api<PersistentVolumeClaim>,
+    what: &str,
+    result_annotation: &str,
+    value: &str,
+    outcome: Result<String, String>,
+) -> Result<(), Error> {
+    let object_ref = pvc.object_ref(&());
+    let reason = if what == "manual-backup" { "BackupRequested" } else { "RestoreRequested" };
+    match outcome {
+        Ok(message) => ctx.event(&object_ref, EventType::Normal, reason, what, message).await,
         Err(message) => {
-            let message = format!("manual-backup={value:?} rejected: {message}");
-            ctx.event(&object_ref, EventType::Warning, "InvalidRequest", "ManualBackup", &message).await;
-            let patch =
-                serde_json::json!({"metadata": {"annotations": {BACKUP_RESULT_ANNOTATION: format!("Rejected: {message}")}}});
+            let message = format!("{what}={value:?} rejected: {message}");
+            ctx.event(&object_ref, EventType::Warning, "InvalidRequest", what, &message).await;
+            let patch = serde_json::json!({"metadata": {"annotations": {result_annotation: format!("Rejected: {message}")}}});
             api.patch(&pvc.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
         }
     }
-    remove_annotation(&api, &pvc.name_any(), MANUAL_BACKUP_ANNOTATION, &value).await?;
-    Ok(Action::await_change())
+    Ok(())
 }
 
-/// Creates the Task for a request, or says why it cannot be served.
-async fn serve_backup_request(pvc: &PersistentVolumeClaim, ctx: &Context, value: &str) -> Result<Result<String, String>, Error> {
+/// Creates the Task for a backup request, or says why it cannot be served.
+async fn serve_backup_request(
+    pvc: &PersistentVolumeClaim,
+    config: Option<&Config>,
+    ctx: &Context,
+    value: &str,
+) -> Result<Result<String, String>, Error> {
     let namespace = pvc.namespace().unwrap_or_default();
     let request = match annotation::parse(value) {
         Ok(request) => request,
@@ -48,7 +89,7 @@ async fn serve_backup_request(pvc: &PersistentVolumeClaim, ctx: &Context, value:
     if request.host.as_deref().is_some_and(|h| h != own_host) {
         return Ok(Err(format!("a backup is always stored under this PVC's own host {own_host}")));
     }
-    let Some(config) = selecting_config(ctx, pvc).await? else {
+    let Some(config) = config else {
         return Ok(Err("no Config selects this PVC".into()));
     };
     if !is_backupable(pvc) {
@@ -67,23 +108,9 @@ async fn serve_backup_request(pvc: &PersistentVolumeClaim, ctx: &Context, value:
         value,
     );
     let backup_name = request.name().map_or_else(|| name.clone(), str::to_owned);
-    let task = backup_task(&config, pvc, &name, repository, TaskTrigger::Manual, Some(backup_name.clone()), None)?;
+    let task = backup_task(config, pvc, &name, repository, TaskTrigger::Manual, Some(backup_name.clone()), None)?;
     create_task(ctx, &task).await?;
     Ok(Ok(format!("backup {backup_name:?} to {} requested as Task {name}", repository.target)))
-}
-
-/// The Config that protects a PVC; when several do, the first by namespace and name.
-pub async fn selecting_config(ctx: &Context, pvc: &PersistentVolumeClaim) -> Result<Option<Config>, Error> {
-    let namespace = pvc.namespace().unwrap_or_default();
-    let mut configs: Vec<Config> = Api::<Config>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|c| c.spec.selects(&namespace, pvc.labels()))
-        .collect();
-    configs.sort_by_key(|c| (c.namespace(), c.name_any()));
-    Ok(configs.into_iter().next())
 }
 
 pub fn error_policy(_: Arc<PersistentVolumeClaim>, error: &Error, _: Arc<Context>) -> Action {

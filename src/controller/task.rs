@@ -5,11 +5,13 @@
 //! active Task (requests queue, they are not lost) or its repository is at its Job limit.
 
 use super::{retry_soon, Error};
+use crate::annotation::SnapshotRef;
 use crate::api::{set_condition, ConditionStatus, Config, Task, TaskPhase, TaskStatus, TaskTrigger, TaskType};
 use crate::context::Context;
 use crate::credentials;
 use crate::job::{self, JobInputs, MANAGED_BY, MANAGED_BY_LABEL, PVC_LABEL, TYPE_LABEL};
 use crate::restic::{self, Failure};
+use crate::restore::Found;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
@@ -89,8 +91,46 @@ async fn start(task: &Task, ctx: &Context) -> Result<Action, Error> {
         Ok(resolved) => resolved,
         Err(message) => return fail(task, ctx, "NotFound", &message).await,
     };
-    let Some(target) = task.spec.repository.clone() else {
-        return fail(task, ctx, "NoRepository", "the Task names no repository").await;
+    let mut status = task.status.clone().unwrap_or_default();
+    let target = match task.spec.type_ {
+        TaskType::Backup => {
+            if super::restore::blocks_backup(&resolved.pvc) {
+                return wait(
+                    task,
+                    ctx,
+                    "waiting: the PVC's restore has not finished, and an unrestored volume is never backed up",
+                )
+                .await;
+            }
+            match task.spec.repository.clone() {
+                Some(target) => target,
+                None => return fail(task, ctx, "NoRepository", "the Task names no repository").await,
+            }
+        }
+        TaskType::Restore => {
+            let users = super::restore::pods_using(ctx, &resolved.pvc).await?;
+            if !users.is_empty() {
+                let message =
+                    format!("the PVC is in use by pod {}; a restore never writes under a running app", users.join(", "));
+                if task.spec.trigger == TaskTrigger::Manual {
+                    return fail(task, ctx, "VolumeInUse", &message).await;
+                }
+                return wait(task, ctx, &message).await;
+            }
+            match (&status.repository, &status.snapshot_id) {
+                (Some(target), Some(_)) => target.clone(),
+                _ => match resolve_snapshot(task, ctx, &resolved.config).await? {
+                    Ok((target, snapshot_id)) => {
+                        status.short_snapshot_id = Some(snapshot_id.chars().take(8).collect());
+                        status.snapshot_id = Some(snapshot_id);
+                        status.repository = Some(target.clone());
+                        target
+                    }
+                    Err(Unresolved::Wait(message)) => return wait(task, ctx, &message).await,
+                    Err(Unresolved::Fail(reason, message)) => return fail(task, ctx, reason, &message).await,
+                },
+            }
+        }
     };
     let Some(repository) = resolved.config.spec.repositories.iter().find(|r| r.target == target).cloned() else {
         return fail(task, ctx, "NoRepository", &format!("Config has no repository {target}")).await;
@@ -133,13 +173,7 @@ async fn start(task: &Task, ctx: &Context) -> Result<Action, Error> {
     };
     if let Some(message) = waiting {
         drop(starting);
-        let mut status = task.status.clone().unwrap_or_default();
-        if status.message.as_deref() != Some(message.as_str()) {
-            status.phase = Some(TaskPhase::Pending);
-            status.message = Some(message);
-            patch_status(task, ctx, &status).await?;
-        }
-        return Ok(Action::requeue(ctx.settings.retry_interval));
+        return wait(task, ctx, &message).await;
     }
 
     // Credentials Secret in the PVC's namespace, applied fresh each time (rotations propagate).
@@ -161,7 +195,6 @@ async fn start(task: &Task, ctx: &Context) -> Result<Action, Error> {
 
     let node = node_using(ctx, &namespace, &resolved.pvc).await?;
     let now = Timestamp::now();
-    let mut status = task.status.clone().unwrap_or_default();
     let attempt = status.attempts.unwrap_or(0).max(0) as u32;
     let inputs = JobInputs {
         repository: &target,
@@ -205,6 +238,56 @@ async fn start(task: &Task, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
+/// Why a restore's snapshot is not known yet.
+enum Unresolved {
+    /// Try again later (repositories unreachable, for an automatic restore: fail closed).
+    Wait(String),
+    /// Give up with this reason and message; nothing was touched.
+    Fail(&'static str, String),
+}
+
+/// Finds the snapshot a restore Task names, in its repository or in priority order.
+async fn resolve_snapshot(task: &Task, ctx: &Context, config: &Config) -> Result<Result<(String, String), Unresolved>, Error> {
+    let repositories: Vec<&crate::api::Repository> = match &task.spec.repository {
+        Some(target) => config.spec.repositories.iter().filter(|r| &r.target == target).collect(),
+        None => config.spec.repositories_by_priority(),
+    };
+    let wanted = task.spec.name.clone().map_or(SnapshotRef::Latest, SnapshotRef::Named);
+    let what = task.spec.name.clone().unwrap_or_else(|| "latest".into());
+    let listings = super::restore::listings(ctx, config, &repositories, &task.spec.host).await?;
+    Ok(match crate::restore::find(listings, &task.spec.host, &wanted) {
+        Found::Snapshot { repository, snapshot } => Ok((repository, snapshot.id)),
+        Found::Nowhere { searched } => Err(Unresolved::Fail(
+            "SnapshotNotFound",
+            format!("no snapshot {what:?} of host {} in {}; nothing was changed", task.spec.host, searched.join(", ")),
+        )),
+        Found::Ambiguous { repository, ids } => Err(Unresolved::Fail(
+            "SnapshotAmbiguous",
+            format!("{what:?} matches several snapshots in {repository} ({}); give more of the id", ids.join(", ")),
+        )),
+        Found::Unknown { unreachable } => {
+            let detail: Vec<String> = unreachable.iter().map(|(r, e)| format!("{r}: {e}")).collect();
+            let message = format!("cannot search every repository for {what:?}: {}", detail.join("; "));
+            if task.spec.trigger == TaskTrigger::Auto {
+                Err(Unresolved::Wait(message))
+            } else {
+                Err(Unresolved::Fail("RepositoryUnavailable", format!("{message}; nothing was changed")))
+            }
+        }
+    })
+}
+
+/// Keeps a Task Pending with a message saying why, and looks again soon.
+async fn wait(task: &Task, ctx: &Context, message: &str) -> Result<Action, Error> {
+    let mut status = task.status.clone().unwrap_or_default();
+    if status.message.as_deref() != Some(message) || status.phase.is_none() {
+        status.phase = Some(TaskPhase::Pending);
+        status.message = Some(message.to_owned());
+        patch_status(task, ctx, &status).await?;
+    }
+    Ok(Action::requeue(ctx.settings.retry_interval))
+}
+
 /// The node a ReadWriteOnce volume is attached to, when a running pod uses it.
 async fn node_using(ctx: &Context, namespace: &str, pvc: &PersistentVolumeClaim) -> Result<Option<String>, Error> {
     let modes = pvc.spec.as_ref().and_then(|s| s.access_modes.clone()).unwrap_or_default();
@@ -241,7 +324,17 @@ async fn follow(task: &Task, ctx: &Context) -> Result<Action, Error> {
     }
     if let Some(failed) = holds("Failed") {
         let output = job_output(ctx, &namespace, &job_name).await?;
-        let failure = Failure::classify(last_exit_code(ctx, &namespace, &job_name).await?.unwrap_or(1), &output);
+        let exit_code = last_exit_code(ctx, &namespace, &job_name).await?.unwrap_or(1);
+        if task.spec.type_ == TaskType::Restore && exit_code == super::restore::EXIT_VOLUME_NOT_EMPTY {
+            return fail(
+                task,
+                ctx,
+                "VolumeNotEmpty",
+                "the volume already holds data and the restore mode is IfEmpty; nothing was changed",
+            )
+            .await;
+        }
+        let failure = Failure::classify(exit_code, &output);
         if failure == Failure::Locked && status.attempts.unwrap_or(1) < 2 {
             return retry_after_unlock(task, ctx, &job_name).await;
         }
@@ -395,9 +488,11 @@ async fn finish(
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
     if let Some(pvc) = pvcs.get_opt(&task.spec.pvc_name).await? {
         ctx.event(&pvc.object_ref(&()), event_type, &event_reason, kind, format!("Task {}: {summary}", task.name_any())).await;
-        if task.spec.trigger == TaskTrigger::Manual && task.spec.type_ == TaskType::Backup {
+        if task.spec.trigger == TaskTrigger::Manual {
+            let key =
+                if task.spec.type_ == TaskType::Backup { BACKUP_RESULT_ANNOTATION } else { super::restore::RESULT_ANNOTATION };
             let answer = format!("{phase:?}: Task {}: {summary}", task.name_any());
-            let patch = serde_json::json!({"metadata": {"annotations": {BACKUP_RESULT_ANNOTATION: answer}}});
+            let patch = serde_json::json!({"metadata": {"annotations": {key: answer}}});
             pvcs.patch(&task.spec.pvc_name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
         }
     }

@@ -1,0 +1,316 @@
+//! Restores: automatic restore of new PVCs, `manual-restore` requests, and the restore state that
+//! holds pods back until a PVC's data is in place.
+//!
+//! A PVC's restore state lives in its annotations, so every operator instance (and the admission
+//! webhook) reads the same truth:
+//! - none: the operator has not decided yet; if an autoRestore Config selects it, it is new.
+//! - `Pending`: new and held; the newest snapshot of its host is being looked for.
+//! - `Restoring`: a restore Task (`restore-task`) is filling it.
+//! - `Released`: pods may use it (restored, nothing to restore, or it held data already).
+//!
+//! "New" means: selected by an autoRestore Config and never seen by the operator, and not already
+//! mounted by a running pod. A volume that turns out to hold data is never overwritten by an
+//! automatic restore (the Job runs in IfEmpty mode), so a PVC that predates the operator or the
+//! Config keeps its data, while a PVC re-created during DR is restored whichever was applied first.
+
+use super::config::create_task;
+use super::task::task_labels;
+use super::Error;
+use crate::annotation::{self, SnapshotRef};
+use crate::api::{snapshot_host, Config, ConfigRef, Repository, RestoreMode, Task, TaskPhase, TaskSpec, TaskTrigger, TaskType};
+use crate::context::Context;
+use crate::credentials;
+use crate::naming;
+use crate::restic::Snapshot;
+use crate::restore::{self, Found};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, Resource, ResourceExt};
+use std::time::Duration;
+
+pub const STATE_ANNOTATION: &str = "backup.datarestor-operator.com/restore-state";
+pub const MESSAGE_ANNOTATION: &str = "backup.datarestor-operator.com/restore-message";
+pub const TASK_ANNOTATION: &str = "backup.datarestor-operator.com/restore-task";
+pub const RESULT_ANNOTATION: &str = "backup.datarestor-operator.com/manual-restore-result";
+/// Scheduling gate the admission webhook puts on pods that mount a held PVC.
+pub const GATE: &str = "backup.datarestor-operator.com/restore";
+/// Exit code of a restore Job that found data in an IfEmpty volume (see the Job's script).
+pub const EXIT_VOLUME_NOT_EMPTY: i32 = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Pending,
+    Restoring,
+    Released,
+}
+
+pub fn state(pvc: &PersistentVolumeClaim) -> Option<State> {
+    match pvc.annotations().get(STATE_ANNOTATION).map(String::as_str) {
+        Some("Pending") => Some(State::Pending),
+        Some("Restoring") => Some(State::Restoring),
+        Some("Released") => Some(State::Released),
+        _ => None,
+    }
+}
+
+/// Whether pods must wait for this PVC: an autoRestore Config selects it and it is not released.
+pub fn holds_pods(pvc: &PersistentVolumeClaim, config: Option<&Config>) -> bool {
+    match state(pvc) {
+        Some(State::Released) => false,
+        Some(State::Pending | State::Restoring) => true,
+        None => config.is_some_and(|c| c.spec.auto_restore),
+    }
+}
+
+/// Whether a backup must wait: the PVC's data is not in place yet.
+pub fn blocks_backup(pvc: &PersistentVolumeClaim) -> bool {
+    matches!(state(pvc), Some(State::Pending | State::Restoring))
+}
+
+async fn set_state(
+    ctx: &Context,
+    pvc: &PersistentVolumeClaim,
+    state: State,
+    message: &str,
+    task: Option<&str>,
+) -> Result<(), Error> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &pvc.namespace().unwrap_or_default());
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        STATE_ANNOTATION: format!("{state:?}"),
+        MESSAGE_ANNOTATION: message,
+        TASK_ANNOTATION: task,
+    }}});
+    api.patch(&pvc.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    Ok(())
+}
+
+/// Pods (not finished, not being deleted) that mount the PVC and are scheduled, i.e. not held.
+pub async fn pods_using(ctx: &Context, pvc: &PersistentVolumeClaim) -> Result<Vec<String>, Error> {
+    let pods =
+        Api::<Pod>::namespaced(ctx.client.clone(), &pvc.namespace().unwrap_or_default()).list(&ListParams::default()).await?;
+    Ok(pods
+        .items
+        .into_iter()
+        .filter(|pod| {
+            let spec = pod.spec.as_ref();
+            let mounts = spec.and_then(|s| s.volumes.as_ref()).is_some_and(|volumes| {
+                volumes.iter().any(|v| v.persistent_volume_claim.as_ref().is_some_and(|c| c.claim_name == pvc.name_any()))
+            });
+            let scheduled = spec.and_then(|s| s.node_name.as_ref()).is_some();
+            let finished = matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
+            mounts && scheduled && !finished && pod.metadata.deletion_timestamp.is_none()
+        })
+        .map(|pod| pod.name_any())
+        .collect())
+}
+
+/// Each repository's listing of `host` (or why it could not be listed), in priority order.
+pub async fn listings(
+    ctx: &Context,
+    config: &Config,
+    repositories: &[&Repository],
+    host: &str,
+) -> Result<Vec<(String, Result<Vec<Snapshot>, String>)>, Error> {
+    let sources = ctx.fetch_env_sources(&config.namespace().unwrap_or_default(), &super::config::all_env(config)).await?;
+    let lookups = repositories.iter().map(|repository| {
+        let sources = &sources;
+        async move {
+            let listing = match credentials::resolve(&config.spec, repository, sources) {
+                Err(e) => Err(e.to_string()),
+                Ok(env) => ctx.settings.restic.snapshots(&repository.target, &env, Some(host)).await.map_err(|e| e.to_string()),
+            };
+            (repository.target.clone(), listing)
+        }
+    });
+    Ok(futures::future::join_all(lookups).await)
+}
+
+/// Builds a restore Task for `pvc`.
+fn restore_task(config: &Config, pvc: &PersistentVolumeClaim, name: &str, spec: RestoreRequest) -> Task {
+    let namespace = pvc.namespace().unwrap_or_default();
+    let mut task = Task::new(
+        name,
+        TaskSpec {
+            type_: TaskType::Restore,
+            trigger: spec.trigger,
+            pvc_name: pvc.name_any(),
+            config_ref: ConfigRef { name: config.name_any(), namespace: config.namespace().unwrap_or_default() },
+            repository: spec.repository,
+            host: spec.host,
+            name: spec.name,
+            restore_mode: Some(spec.mode),
+            scheduled_for: None,
+        },
+    );
+    task.metadata.namespace = Some(namespace);
+    task.metadata.labels = Some(task_labels(&pvc.name_any(), TaskType::Restore, config));
+    if let Some(mut owner) = pvc.controller_owner_ref(&()) {
+        owner.controller = None;
+        owner.block_owner_deletion = None;
+        task.metadata.owner_references = Some(vec![owner]);
+    }
+    task
+}
+
+struct RestoreRequest {
+    trigger: TaskTrigger,
+    repository: Option<String>,
+    host: String,
+    name: Option<String>,
+    mode: RestoreMode,
+}
+
+async fn get_task(ctx: &Context, namespace: &str, name: &str) -> Result<Option<Task>, Error> {
+    Ok(Api::<Task>::namespaced(ctx.client.clone(), namespace).get_opt(name).await?)
+}
+
+/// Drives a selected PVC's restore state (see the module documentation).
+pub async fn reconcile_auto(pvc: &PersistentVolumeClaim, config: &Config, ctx: &Context) -> Result<Action, Error> {
+    let namespace = pvc.namespace().unwrap_or_default();
+    let object_ref = pvc.object_ref(&());
+    let retry = Action::requeue(ctx.settings.retry_interval);
+    match state(pvc) {
+        Some(State::Released) => Ok(Action::await_change()),
+        None if !config.spec.auto_restore => Ok(Action::await_change()),
+        None => {
+            let users = pods_using(ctx, pvc).await?;
+            if !users.is_empty() {
+                let message = format!("in use by pod {} before DataRestor saw it; nothing restored", users.join(", "));
+                set_state(ctx, pvc, State::Released, &message, None).await?;
+                return Ok(Action::await_change());
+            }
+            set_state(ctx, pvc, State::Pending, "new volume: looking for its newest snapshot", None).await?;
+            Ok(Action::requeue(Duration::from_millis(10)))
+        }
+        Some(State::Pending) => {
+            let host = snapshot_host(&namespace, &pvc.name_any());
+            let repositories = config.spec.repositories_by_priority();
+            match restore::find(listings(ctx, config, &repositories, &host).await?, &host, &SnapshotRef::Latest) {
+                Found::Snapshot { repository, snapshot } => {
+                    let name = naming::bounded_name(&[
+                        "restore",
+                        &pvc.name_any(),
+                        &snapshot.short_id,
+                        &pvc.uid().unwrap_or_default()[..8.min(pvc.uid().unwrap_or_default().len())],
+                    ]);
+                    let request = RestoreRequest {
+                        trigger: TaskTrigger::Auto,
+                        repository: Some(repository.clone()),
+                        host,
+                        name: Some(snapshot.id.clone()),
+                        mode: RestoreMode::IfEmpty,
+                    };
+                    create_task(ctx, &restore_task(config, pvc, &name, request)).await?;
+                    let message = format!("restoring snapshot {} from {repository}", snapshot.short_id);
+                    set_state(ctx, pvc, State::Restoring, &message, Some(&name)).await?;
+                    ctx.event(&object_ref, EventType::Normal, "RestoreStarted", "AutoRestore", message).await;
+                    Ok(Action::await_change())
+                }
+                Found::Nowhere { searched } => {
+                    let message = format!("new volume: no snapshot of {host} in {}", searched.join(", "));
+                    set_state(ctx, pvc, State::Released, &message, None).await?;
+                    ctx.event(&object_ref, EventType::Normal, "NothingToRestore", "AutoRestore", message).await;
+                    Ok(Action::await_change())
+                }
+                Found::Unknown { unreachable } => {
+                    let detail: Vec<String> = unreachable.iter().map(|(r, e)| format!("{r}: {e}")).collect();
+                    let message =
+                        format!("held: cannot tell whether a snapshot exists, repositories unreachable ({})", detail.join("; "));
+                    if pvc.annotations().get(MESSAGE_ANNOTATION) != Some(&message) {
+                        set_state(ctx, pvc, State::Pending, &message, None).await?;
+                        ctx.event(&object_ref, EventType::Warning, "RestoreBlocked", "AutoRestore", message).await;
+                    }
+                    Ok(retry)
+                }
+                Found::Ambiguous { .. } => Ok(retry),
+            }
+        }
+        Some(State::Restoring) => {
+            let Some(task_name) = pvc.annotations().get(TASK_ANNOTATION).filter(|t| !t.is_empty()) else {
+                set_state(ctx, pvc, State::Pending, "restore Task unknown; looking again", None).await?;
+                return Ok(retry);
+            };
+            let Some(task) = get_task(ctx, &namespace, task_name).await? else {
+                set_state(ctx, pvc, State::Pending, &format!("restore Task {task_name} disappeared; looking again"), None)
+                    .await?;
+                return Ok(retry);
+            };
+            let status = task.status.clone().unwrap_or_default();
+            match status.phase.unwrap_or_default() {
+                TaskPhase::Completed => {
+                    let message =
+                        format!("restored snapshot {} by Task {task_name}", status.short_snapshot_id.unwrap_or_default());
+                    set_state(ctx, pvc, State::Released, &message, Some(task_name)).await?;
+                    Ok(Action::await_change())
+                }
+                TaskPhase::Failed if status.conditions.iter().any(|c| c.type_ == "Succeeded" && c.reason == "VolumeNotEmpty") => {
+                    let message = format!("the volume already holds data; nothing restored (Task {task_name})");
+                    set_state(ctx, pvc, State::Released, &message, Some(task_name)).await?;
+                    ctx.event(&object_ref, EventType::Normal, "RestoreSkipped", "AutoRestore", message).await;
+                    Ok(Action::await_change())
+                }
+                TaskPhase::Failed => {
+                    let message =
+                        format!("restore Task {task_name} failed; trying again: {}", status.message.unwrap_or_default());
+                    set_state(ctx, pvc, State::Pending, &message, None).await?;
+                    Ok(retry)
+                }
+                _ => Ok(Action::await_change()),
+            }
+        }
+    }
+}
+
+/// Serves `manual-restore` on a PVC: records a restore Task, or says why not.
+pub async fn serve_manual_restore(
+    pvc: &PersistentVolumeClaim,
+    config: Option<&Config>,
+    ctx: &Context,
+    value: &str,
+) -> Result<Result<String, String>, Error> {
+    let namespace = pvc.namespace().unwrap_or_default();
+    let Some(config) = config else { return Ok(Err("no Config selects this PVC".into())) };
+    let request = match annotation::parse(value) {
+        Ok(request) => request,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let own_host = snapshot_host(&namespace, &pvc.name_any());
+    let host = request.host.clone().unwrap_or(own_host);
+    if !host.starts_with(&format!("{namespace}-")) && !config.spec.allow_cross_namespace_restore {
+        return Ok(Err(format!(
+            "host {host} belongs to another namespace; cross-namespace restores are off (allowCrossNamespaceRestore in Config {}/{})",
+            config.namespace().unwrap_or_default(),
+            config.name_any()
+        )));
+    }
+    let repository = match request.resolve_repository(&config.spec.repositories) {
+        Ok(repository) => repository.map(|r| r.target.clone()),
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let users = pods_using(ctx, pvc).await?;
+    if !users.is_empty() {
+        return Ok(Err(format!("the PVC is in use by pod {}; scale its workload down first", users.join(", "))));
+    }
+    let name = naming::request_task_name(
+        "restore",
+        &pvc.name_any(),
+        &pvc.uid().unwrap_or_default(),
+        &pvc.resource_version().unwrap_or_default(),
+        value,
+    );
+    let spec = RestoreRequest {
+        trigger: TaskTrigger::Manual,
+        repository,
+        host: host.clone(),
+        name: request.name().map(str::to_owned),
+        mode: config.spec.manual_restore_mode,
+    };
+    create_task(ctx, &restore_task(config, pvc, &name, spec)).await?;
+    // A new PVC restored by hand is not restored again automatically afterwards.
+    if state(pvc) != Some(State::Released) {
+        set_state(ctx, pvc, State::Restoring, &format!("manual restore by Task {name}"), Some(&name)).await?;
+    }
+    Ok(Ok(format!("restore of {host} ({}) requested as Task {name}", request.name().unwrap_or("latest"))))
+}

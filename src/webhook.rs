@@ -1,0 +1,188 @@
+//! The restore gate's admission webhook: an HTTPS endpoint that adds a scheduling gate to new pods
+//! whose volumes are still to be restored, and the MutatingWebhookConfiguration that routes pod
+//! creations to it.
+//!
+//! The operator makes its own self-signed certificate at start-up and publishes it as the
+//! configuration's caBundle. `failurePolicy: Ignore` keeps the cluster working when the operator
+//! is down; the operator's own Jobs and the kube-system and operator namespaces are never sent.
+
+use crate::context::Context;
+use crate::controller::gate::{self, GATED_LABEL};
+use crate::controller::restore::GATE;
+use crate::controller::task::FIELD_MANAGER;
+use crate::job::{MANAGED_BY, MANAGED_BY_LABEL};
+use base64::Engine;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Patch, PatchParams};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use kube::Api;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Name of the MutatingWebhookConfiguration the operator maintains.
+pub const CONFIGURATION_NAME: &str = "datarestor-restore-gate";
+pub const PATH: &str = "/mutate-pods";
+
+/// Where the API server reaches the webhook.
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    /// A URL (outside a cluster, or a simulator).
+    Url(String),
+    /// A Service in the cluster: namespace, name, port.
+    Service { namespace: String, name: String, port: i32 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("cannot make a certificate: {0}")]
+    Certificate(#[from] rcgen::Error),
+    #[error("TLS setup: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot publish the webhook configuration: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// A self-signed certificate for the names the API server may use.
+fn certificate(endpoint: &Endpoint) -> Result<rcgen::CertifiedKey, rcgen::Error> {
+    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    match endpoint {
+        Endpoint::Url(url) => {
+            if let Some(host) = url.split("://").nth(1).and_then(|rest| rest.split(['/', ':']).next()) {
+                names.push(host.to_owned());
+            }
+        }
+        Endpoint::Service { namespace, name, .. } => {
+            names.extend([format!("{name}.{namespace}.svc"), format!("{name}.{namespace}.svc.cluster.local")]);
+        }
+    }
+    names.dedup();
+    rcgen::generate_simple_self_signed(names)
+}
+
+/// Starts serving and publishes the configuration; returns once both are in place.
+pub async fn start(ctx: Arc<Context>, listen: SocketAddr, endpoint: Endpoint) -> Result<(), WebhookError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certified = certificate(&endpoint)?;
+    let key = rustls::pki_types::PrivateKeyDer::try_from(certified.key_pair.serialize_der())
+        .map_err(|e| rustls::Error::General(e.into()))?;
+    let tls = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(vec![certified.cert.der().clone()], key)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|source| WebhookError::Listen { addr: listen, source })?;
+    tracing::info!(%listen, "restore-gate webhook listening");
+
+    let serving = ctx.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let acceptor = acceptor.clone();
+            let ctx = serving.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else { return };
+                let service = hyper::service::service_fn(move |request| handle(ctx.clone(), request));
+                let io = hyper_util::rt::TokioIo::new(stream);
+                if let Err(error) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
+                    tracing::debug!(%error, "webhook connection ended");
+                }
+            });
+        }
+    });
+
+    publish_configuration(&ctx, &endpoint, certified.cert.pem().as_bytes()).await?;
+    Ok(())
+}
+
+async fn publish_configuration(ctx: &Context, endpoint: &Endpoint, ca_pem: &[u8]) -> Result<(), kube::Error> {
+    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    let client_config = match endpoint {
+        Endpoint::Url(url) => serde_json::json!({"url": format!("{}{PATH}", url.trim_end_matches('/')), "caBundle": ca_bundle}),
+        Endpoint::Service { namespace, name, port } => serde_json::json!({
+            "service": {"namespace": namespace, "name": name, "path": PATH, "port": port},
+            "caBundle": ca_bundle,
+        }),
+    };
+    let mut excluded = vec!["kube-system".to_owned()];
+    if let Ok(own) = std::env::var("POD_NAMESPACE") {
+        excluded.push(own);
+    }
+    let configuration: MutatingWebhookConfiguration = serde_json::from_value(serde_json::json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": CONFIGURATION_NAME, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+        "webhooks": [{
+            "name": "restore-gate.backup.datarestor-operator.com",
+            "clientConfig": client_config,
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "scope": "Namespaced"}],
+            "failurePolicy": "Ignore",
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "timeoutSeconds": 5,
+            "reinvocationPolicy": "Never",
+            "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": excluded}]},
+            "objectSelector": {"matchExpressions": [{"key": MANAGED_BY_LABEL, "operator": "NotIn", "values": [MANAGED_BY]}]},
+        }],
+    }))
+    .expect("a well-formed webhook configuration");
+    Api::<MutatingWebhookConfiguration>::all(ctx.client.clone())
+        .patch(CONFIGURATION_NAME, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&configuration))
+        .await?;
+    Ok(())
+}
+
+async fn handle(ctx: Arc<Context>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let reply = |status: StatusCode, body: Vec<u8>| {
+        Ok(Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .expect("response"))
+    };
+    if request.uri().path() != PATH {
+        return reply(StatusCode::NOT_FOUND, b"{}".to_vec());
+    }
+    let Ok(body) = request.into_body().collect().await.map(|b| b.to_bytes()) else {
+        return reply(StatusCode::BAD_REQUEST, b"{}".to_vec());
+    };
+    let review: AdmissionReview<Pod> = match serde_json::from_slice(&body) {
+        Ok(review) => review,
+        Err(error) => return reply(StatusCode::BAD_REQUEST, format!("{{\"error\":{:?}}}", error.to_string()).into_bytes()),
+    };
+    let converted: Result<AdmissionRequest<Pod>, _> = review.try_into();
+    let Ok(admission) = converted else {
+        return reply(StatusCode::BAD_REQUEST, b"{}".to_vec());
+    };
+    let response = admit(&ctx, &admission).await;
+    reply(StatusCode::OK, serde_json::to_vec(&response.into_review()).unwrap_or_default())
+}
+
+/// Gates the pod when it must wait. Errors while deciding gate it too (fail closed): the PVC
+/// reconcile lets it go as soon as its volumes are known to be ready.
+async fn admit(ctx: &Context, admission: &AdmissionRequest<Pod>) -> AdmissionResponse {
+    let response = AdmissionResponse::from(admission);
+    let (Some(pod), Some(namespace)) = (admission.object.as_ref(), admission.namespace.as_deref()) else { return response };
+    let reason = match gate::hold_reason(ctx, namespace, pod).await {
+        Ok(None) => return response,
+        Ok(Some(reason)) => reason,
+        Err(error) => format!("could not check its volumes: {error}"),
+    };
+    tracing::info!(namespace, pod = ?pod.metadata.name.as_ref().or(pod.metadata.generate_name.as_ref()), %reason, "holding pod until its volumes are restored");
+    let mut ops = Vec::new();
+    match pod.spec.as_ref().and_then(|s| s.scheduling_gates.as_ref()) {
+        Some(_) => ops.push(serde_json::json!({"op": "add", "path": "/spec/schedulingGates/-", "value": {"name": GATE}})),
+        None => ops.push(serde_json::json!({"op": "add", "path": "/spec/schedulingGates", "value": [{"name": GATE}]})),
+    }
+    match pod.metadata.labels.as_ref() {
+        Some(_) => ops.push(serde_json::json!({"op": "add", "path": format!("/metadata/labels/{}", GATED_LABEL.replace('/', "~1")), "value": "true"})),
+        None => ops.push(serde_json::json!({"op": "add", "path": "/metadata/labels", "value": {GATED_LABEL: "true"}})),
+    }
+    let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops)).expect("well-formed patch");
+    match response.clone().with_patch(patch) {
+        Ok(patched) => patched,
+        Err(_) => response,
+    }
+}
