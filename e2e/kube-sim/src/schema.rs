@@ -2,7 +2,7 @@
 //! prune unknown fields, apply `default`s, then validate. `x-kubernetes-validations` (CEL rules)
 //! and `format` are not evaluated.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 pub type Causes = Vec<(String, String)>;
 
@@ -216,7 +216,48 @@ fn validate(s: &Value, v: &Value, path: &str, causes: &mut Causes) {
     }
 }
 
-/// Helper for tests and callers that want an empty object schema.
-pub fn empty_object() -> Value {
-    Value::Object(Map::new())
+/// Paths of fields pruning would drop (what `fieldValidation=Strict` rejects).
+pub fn unknown_fields(schema: &Value, obj: &Value) -> Vec<String> {
+    let mut out = vec![];
+    for (k, v) in obj.as_object().into_iter().flatten() {
+        if matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+            continue;
+        }
+        walk_unknown(schema, k, v, k, &mut out);
+    }
+    out
+}
+
+fn walk_unknown(parent: &Value, key: &str, v: &Value, path: &str, out: &mut Vec<String>) {
+    let s = match parent.get("properties").and_then(|p| p.get(key)) {
+        Some(s) => s,
+        None => match parent.get("additionalProperties") {
+            Some(ap) if ap.is_object() => ap,
+            Some(_) => return,
+            None if preserves_unknown(parent) => return,
+            None => {
+                out.push(path.to_string());
+                return;
+            }
+        },
+    };
+    match v {
+        Value::Object(m) if s.get("properties").is_some() || s.get("additionalProperties").is_some() || !preserves_unknown(s) => {
+            for (k, c) in m {
+                walk_unknown(s, k, c, &format!("{path}.{k}"), out);
+            }
+        }
+        Value::Array(a) => {
+            if let Some(items) = s.get("items") {
+                for (i, c) in a.iter().enumerate() {
+                    if let Some(m) = c.as_object() {
+                        for (k, cc) in m {
+                            walk_unknown(items, k, cc, &format!("{path}[{i}].{k}"), out);
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
 }

@@ -199,7 +199,7 @@ async fn route(
         "list" => list(app, &t, q).map(|v| json_response(200, &v)),
         "get" => get(app, &t, q).await,
         "create" => create(app, &t, q, &body).await.map(|v| json_response(201, &v)),
-        "update" => update(app, &t, &body).map(|v| json_response(200, &v)),
+        "update" => update(app, &t, q, &body).map(|v| json_response(200, &v)),
         "patch" => patch_handler(app, &t, ct, q, &body).await,
         "delete" => delete(app, &t, q, &body).map(|v| json_response(200, &v)),
         _ => delete_collection(app, &t, q, &body).map(|v| json_response(200, &v)),
@@ -226,6 +226,27 @@ fn present(rt: &ResourceType, o: &Value) -> Value {
         o["kind"] = Value::from(rt.kind.clone());
     }
     o
+}
+
+/// `fieldValidation=Strict` (kubectl's default): unknown fields of a custom resource are an error
+/// rather than silently pruned.
+fn check_strict(t: &Target, q: &HashMap<String, String>, obj: &Value) -> ApiResult<()> {
+    let Some(schema) = &t.rt.schema else { return Ok(()) };
+    if q.get("fieldValidation").map(String::as_str) != Some("Strict") {
+        return Ok(());
+    }
+    let unknown = crate::schema::unknown_fields(schema, obj);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+    Err(ApiError::bad_request(format!(
+        "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+        t.rt.kind,
+        t.rt.api_version(),
+        t.rt.kind,
+        list.join(", ")
+    )))
 }
 
 fn ns_of(t: &Target) -> &str {
@@ -362,14 +383,16 @@ fn set_scale(app: &App, t: &Target, obj: &Value, scale: &Value) -> ApiResult<Val
 
 async fn create(app: &Arc<App>, t: &Target, q: &HashMap<String, String>, body: &[u8]) -> ApiResult<Value> {
     let obj = parse_body(body)?;
+    check_strict(t, q, &obj)?;
     if q.get("dryRun").is_some_and(|d| !d.is_empty()) {
         return Ok(present(&t.rt, &obj));
     }
     app.create(&t.rt, ns_of(t), obj).await.map(|o| present(&t.rt, &o))
 }
 
-fn update(app: &App, t: &Target, body: &[u8]) -> ApiResult<Value> {
+fn update(app: &App, t: &Target, q: &HashMap<String, String>, body: &[u8]) -> ApiResult<Value> {
     let obj = parse_body(body)?;
+    check_strict(t, q, &obj)?;
     let name = t.name.as_deref().unwrap_or("");
     match t.sub.as_deref() {
         Some("scale") => {
@@ -392,6 +415,7 @@ async fn patch_handler(app: &Arc<App>, t: &Target, ct: &str, q: &HashMap<String,
     let name = t.name.clone().unwrap_or_default();
     // Server-side apply creates what does not exist yet.
     if is_apply && t.sub.is_none() && current(app, t).is_err() {
+        check_strict(t, q, &p)?;
         if q.get("dryRun").is_some_and(|d| !d.is_empty()) {
             return Ok(json_response(201, &present(&t.rt, &p)));
         }
@@ -424,6 +448,7 @@ async fn patch_handler(app: &Arc<App>, t: &Target, ct: &str, q: &HashMap<String,
         if explicit_rv.is_none() {
             target["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"].clone();
         }
+        check_strict(t, q, &target)?;
         if q.get("dryRun").is_some_and(|d| !d.is_empty()) {
             return Ok(json_response(200, &target));
         }

@@ -210,6 +210,22 @@ spec:
 "#,
     );
     sim.k(&["wait", "--for=condition=Established", "crd/gadgets.example.com", "--timeout=10s"]);
+    let out = sim.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some("apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: bad}\nspec: {size: 1, colour: red}\n"),
+    );
+    assert!(!out.status.success(), "kubectl's default fieldValidation=Strict rejects unknown fields");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown field \"spec.colour\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = sim.kubectl_stdin(
+        &["apply", "--validate=false", "-f", "-"],
+        Some("apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: lax}\nspec: {size: 1, colour: red}\n"),
+    );
+    assert!(out.status.success(), "without strict validation unknown fields are pruned");
+    assert!(sim.get(&["gadget", "lax"]).unwrap()["spec"].get("colour").is_none());
     sim.apply("apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g1}\nspec: {size: 7}\n");
     sim.k(&[
         "patch",
