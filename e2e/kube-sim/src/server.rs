@@ -194,6 +194,14 @@ async fn route(
     if let Some(e) = app.faults.check(verb, &fault_res, t.ns.as_deref().unwrap_or("")) {
         return Err(e);
     }
+    // No authorization here: every access review is allowed, and nothing is stored.
+    if t.rt.group == "authorization.k8s.io" {
+        let mut review = parse_body(&body).unwrap_or(json!({}));
+        review["apiVersion"] = json!("authorization.k8s.io/v1");
+        review["kind"] = json!(t.rt.kind);
+        review["status"] = json!({"allowed": true, "reason": "kube-sim allows everything"});
+        return Ok(json_response(201, &review));
+    }
     match verb {
         "watch" => watch_handler(app, &t, q),
         "list" => list(app, &t, q).map(|v| json_response(200, &v)),

@@ -103,6 +103,7 @@ fn server_side_apply_and_wait_for_delete() {
     sim.k(&["create", "secret", "generic", "pw", "--from-literal=password=s3cr3t"]);
     assert_eq!(sim.get(&["secret", "pw"]).unwrap()["data"]["password"], "czNjcjN0");
     sim.k(&["create", "serviceaccount", "robot"]);
+    assert_eq!(sim.k(&["auth", "can-i", "delete", "pvc", "--as", "system:serviceaccount:default:robot"]).trim(), "yes");
     sim.k(&["create", "namespace", "tmp"]);
     sim.k(&["create", "configmap", "x", "-n", "tmp", "--from-literal=k=v"]);
     sim.k(&["delete", "namespace", "tmp", "--wait=false"]);
