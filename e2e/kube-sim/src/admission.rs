@@ -49,10 +49,24 @@ pub async fn mutate_pod(app: &App, ns: &str, mut pod: Value) -> ApiResult<Value>
                         let code = resp.pointer("/status/code").and_then(Value::as_u64).unwrap_or(403) as u16;
                         return Err(ApiError::from_code(code, format!("admission webhook \"{name}\" denied the request: {msg}")));
                     }
-                    if let Some(p) = resp["patch"].as_str() {
-                        let raw = base64::engine::general_purpose::STANDARD
-                            .decode(p)
-                            .map_err(|e| ApiError::internal(format!("webhook {name} returned an invalid patch: {e}")))?;
+                    // Go's encoding/json reads a []byte from a base64 string or from an array of
+                    // numbers (what kube-rs's AdmissionResponse writes); accept both, as the API server does.
+                    let raw = match &resp["patch"] {
+                        Value::String(p) => Some(
+                            base64::engine::general_purpose::STANDARD
+                                .decode(p)
+                                .map_err(|e| ApiError::internal(format!("webhook {name} returned an invalid patch: {e}")))?,
+                        ),
+                        Value::Array(bytes) => Some(
+                            bytes
+                                .iter()
+                                .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                                .collect::<Option<Vec<u8>>>()
+                                .ok_or_else(|| ApiError::internal(format!("webhook {name} returned an invalid patch")))?,
+                        ),
+                        _ => None,
+                    };
+                    if let Some(raw) = raw {
                         let ops: Value = serde_json::from_slice(&raw)
                             .map_err(|e| ApiError::internal(format!("webhook {name} returned an invalid patch: {e}")))?;
                         patch::json_patch(&mut pod, &ops)?;

@@ -331,3 +331,36 @@ fn deleting_a_job_kills_its_process() {
     std::thread::sleep(std::time::Duration::from_secs(3));
     assert!(!marker.exists(), "the process was killed before it could finish");
 }
+
+#[test]
+fn read_only_claims_and_empty_dirs_in_job_pods() {
+    require_tool("kubectl");
+    require_tool("bwrap");
+    let sim = Sim::start();
+    sim.apply(&pvc("ro", "ReadWriteOnce"));
+    wait_bound(&sim, "ro");
+    std::fs::write(pv_dir(&sim, "ro").join("existing"), "data\n").unwrap();
+    sim.apply(
+        r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: reader}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: c
+        image: x
+        command: [sh, -c, 'cat /data/existing; echo scratch > /tmp/s && cat /tmp/s; if (echo x > /data/new) 2>/dev/null; then echo WRITABLE; else echo read-only; fi']
+        volumeMounts: [{name: data, mountPath: /data}, {name: tmp, mountPath: /tmp}]
+      volumes:
+      - {name: data, persistentVolumeClaim: {claimName: ro, readOnly: true}}
+      - {name: tmp, emptyDir: {}}
+"#,
+    );
+    sim.k(&["wait", "--for=condition=Complete", "job/reader", "--timeout=30s"]);
+    assert_eq!(sim.k(&["logs", "job/reader"]), "data\nscratch\nread-only\n");
+    assert!(!pv_dir(&sim, "ro").join("new").exists());
+}

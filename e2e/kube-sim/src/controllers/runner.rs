@@ -205,7 +205,10 @@ fn sandbox_args(app: &App, pod: &Value, c: &Value) -> Result<Vec<String>, String
             src = src.join(sub);
             std::fs::create_dir_all(&src).map_err(|e| e.to_string())?;
         }
-        let ro = m["readOnly"] == true || vol.get("secret").is_some() || vol.get("configMap").is_some();
+        let ro = m["readOnly"] == true
+            || vol.pointer("/persistentVolumeClaim/readOnly") == Some(&Value::Bool(true))
+            || vol.get("secret").is_some()
+            || vol.get("configMap").is_some();
         args.push(if ro { "--ro-bind" } else { "--bind" }.into());
         args.push(src.to_string_lossy().into_owned());
         args.push(m["mountPath"].as_str().unwrap_or("/").to_string());
