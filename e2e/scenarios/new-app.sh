@@ -24,7 +24,7 @@ apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web, namespace: shop}
 spec:
-  replicas: 2
+  replicas: 1
   selector: {matchLabels: {app: web}}
   template:
     metadata: {labels: {app: web}}
@@ -33,11 +33,11 @@ spec:
       volumes: [{name: data, persistentVolumeClaim: {claimName: web-data}}]
 YAML
 start=$SECONDS
-k wait --for=jsonpath='{.status.readyReplicas}'=2 deployment/web -n shop --timeout=60s >/dev/null
+k wait --for=jsonpath='{.status.readyReplicas}'=1 deployment/web -n shop --timeout=60s >/dev/null
 log "app ready after $((SECONDS - start))s"
 assert_eq Released "$(restore_state shop web-data)" "restore state"
 assert_contains "$(kubectl get pvc web-data -n shop -o 'jsonpath={.metadata.annotations.backup\.datarestor-operator\.com/restore-message}')" "no snapshot of shop-web-data" "why it was released"
-assert_eq 2 "$(jp deployment web .spec.replicas -n shop)" "replicas untouched"
+assert_eq 1 "$(jp deployment web .spec.replicas -n shop)" "replicas untouched"
 gated="$(kubectl get pods -n shop -o 'jsonpath={range .items[*]}{.spec.schedulingGates[*].name}{end}')"
 assert_eq "" "$gated" "no pod left gated"
 assert_eq "" "$(kubectl get tasks -n shop -o name)" "nothing to restore, no Task"
