@@ -49,7 +49,7 @@ fn pvc_binding_provisions_a_host_directory_and_reclaims_it() {
 #[test]
 fn deployments_statefulsets_scale_and_graceful_pod_deletion() {
     require_tool("kubectl");
-    let sim = Sim::start_with(&["--pod-grace-seconds", "3"]);
+    let sim = Sim::start_with(&["--pod-grace-seconds", "6"]);
     sim.apply(
         r#"
 apiVersion: apps/v1
@@ -112,12 +112,15 @@ fn scheduling_gates_keep_pods_unscheduled() {
     require_tool("kubectl");
     let sim = Sim::start();
     sim.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: gated}\nspec:\n  schedulingGates: [{name: example.com/wait}]\n  containers: [{name: c, image: x}]\n");
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let cond = wait_for(10, "PodScheduled=False/SchedulingGated", || {
+        let p = sim.get(&["pod", "gated"]).unwrap();
+        p["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "PodScheduled").cloned()
+    });
+    assert_eq!((cond["status"].as_str(), cond["reason"].as_str()), (Some("False"), Some("SchedulingGated")));
+    std::thread::sleep(std::time::Duration::from_millis(1000));
     let p = sim.get(&["pod", "gated"]).unwrap();
     assert!(p["spec"].get("nodeName").is_none());
     assert_eq!(p["status"]["phase"], "Pending");
-    let cond = p["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "PodScheduled").unwrap().clone();
-    assert_eq!(cond["reason"], "SchedulingGated");
     sim.k(&["patch", "pod", "gated", "--type=json", "-p", r#"[{"op":"remove","path":"/spec/schedulingGates"}]"#]);
     sim.k(&["wait", "--for=condition=Ready", "pod/gated", "--timeout=10s"]);
 }
@@ -320,16 +323,17 @@ fn deleting_a_job_kills_its_process() {
     require_tool("kubectl");
     require_tool("bwrap");
     let sim = Sim::start_with(&["--pod-grace-seconds", "1"]);
-    let marker = sim.dir.path().join("marker");
-    let script = format!("echo started; sleep 3; echo survived > {}", marker.display());
-    sim.apply(&job("long", "", &script));
+    // A distinctive sleep so the process can be found on this machine.
+    let script = "echo started; sleep 47.31; echo survived";
+    sim.apply(&job("long", "", script));
     wait_for(15, "process started", || sim.k(&["logs", "job/long"]).contains("started").then_some(()));
+    let running = || std::process::Command::new("pgrep").args(["-f", "sleep 47.31"]).output().unwrap().status.success();
+    assert!(running(), "the job's process runs on this machine");
     sim.k(&["delete", "job", "long", "--cascade=background", "--timeout=20s"]);
     wait_for(15, "job pods gone", || {
         sim.get(&["pods", "-l", "job-name=long"]).unwrap()["items"].as_array().unwrap().is_empty().then_some(())
     });
-    std::thread::sleep(std::time::Duration::from_secs(3));
-    assert!(!marker.exists(), "the process was killed before it could finish");
+    wait_for(5, "the process to be killed", || (!running()).then_some(()));
 }
 
 #[test]

@@ -194,7 +194,9 @@ fn volume_source(app: &App, pod: &Value, vol: &Value) -> Result<Option<PathBuf>,
 /// bubblewrap arguments that bind every volume mount of `c`.
 fn sandbox_args(app: &App, pod: &Value, c: &Value) -> Result<Vec<String>, String> {
     let vols = pod.pointer("/spec/volumes").and_then(Value::as_array).cloned().unwrap_or_default();
-    let mut args: Vec<String> = vec!["--dev-bind".into(), "/".into(), "/".into(), "--die-with-parent".into()];
+    // A PID namespace whose init dies with bwrap: killing bwrap kills every process of the pod.
+    let mut args: Vec<String> =
+        ["--dev-bind", "/", "/", "--unshare-pid", "--proc", "/proc", "--die-with-parent"].iter().map(|s| s.to_string()).collect();
     // (mountPath, host dir) pairs, to create a missing workingDir where it will be seen.
     let mut mounts: Vec<(String, PathBuf)> = vec![];
     for m in c["volumeMounts"].as_array().into_iter().flatten() {
