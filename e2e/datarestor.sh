@@ -137,7 +137,8 @@ snapshot_id() {
 # backup_named NAMESPACE PVC NAME: a manual backup, waited for.
 backup_named() {
   k annotate pvc "$2" -n "$1" --overwrite "backup.datarestor-operator.com/manual-backup=$3" >/dev/null
-  wait_for 90 "backup $3 of $1/$2" bash -c "kubectl get tasks -n $1 -o 'jsonpath={range .items[*]}{.spec.name}={.status.phase}{\"\\n\"}{end}' | grep -qx '$3=Completed'"
+  local name="${3##*|}"
+  wait_for 90 "backup $3 of $1/$2" bash -c "kubectl get tasks -n $1 -o 'jsonpath={range .items[*]}{.spec.name}={.status.phase}{\"\\n\"}{end}' | grep -qx '$name=Completed'"
 }
 
 # restore_request NAMESPACE PVC VALUE: a manual restore; prints the answer once there is one.
