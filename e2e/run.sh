@@ -96,6 +96,8 @@ for name in "${scenarios[@]}"; do
   export SCENARIO_NAME="$name" SCENARIO_DIR="$dir"
   export KUBE_SIM_PORT="$port" KUBE_SIM_URL="http://127.0.0.1:$port"
   export KUBE_SIM_STATE_DIR="$dir/kube-sim-state" KUBECONFIG="$dir/kubeconfig"
+  # kubectl's discovery cache is keyed by host:port; a private one cannot go stale across runs.
+  export KUBECACHEDIR="$dir/kube-cache"
   export KUBE_SIM_NODES="${KUBE_SIM_NODES:-2}" KUBE_SIM_POD_GRACE="${KUBE_SIM_POD_GRACE:-1}"
   # A bucket per scenario keeps scenarios independent on the shared S3 server.
   export S3_BUCKET="e2e-$(echo "$name" | tr -c 'a-z0-9\n' '-')-$RANDOM"

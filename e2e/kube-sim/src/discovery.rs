@@ -63,8 +63,8 @@ pub fn resource_list(types: &[ResourceType], group: &str, version: &str) -> Opti
         if !t.short_names.is_empty() {
             r["shortNames"] = json!(t.short_names);
         }
-        if t.schema.is_some() {
-            r["categories"] = json!(["all"]);
+        if !t.categories.is_empty() {
+            r["categories"] = json!(t.categories);
         }
         resources.push(r);
         for sub in &t.subresources {

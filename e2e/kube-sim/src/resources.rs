@@ -18,6 +18,8 @@ pub struct ResourceType {
     pub schema: Option<Value>,
     /// The CRD version's additionalPrinterColumns.
     pub columns: Option<Value>,
+    /// Discovery categories (`kubectl get all`).
+    pub categories: Vec<String>,
 }
 
 impl ResourceType {
@@ -143,6 +145,11 @@ pub fn builtins() -> Vec<ResourceType> {
             subresources: sub.iter().map(|x| x.to_string()).collect(),
             schema: None,
             columns: None,
+            categories: if ["pods", "services", "deployments", "replicasets", "statefulsets", "jobs", "cronjobs"].contains(p) {
+                vec!["all".to_string()]
+            } else {
+                vec![]
+            },
         })
         .collect()
 }
@@ -180,6 +187,10 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
             subresources: subs,
             schema: v.pointer("/schema/openAPIV3Schema").cloned(),
             columns: v.get("additionalPrinterColumns").cloned(),
+            categories: names["categories"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                .unwrap_or_default(),
         });
     }
     out

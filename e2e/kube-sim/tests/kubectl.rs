@@ -127,6 +127,7 @@ fn get_watch_streams_changes() {
             "--request-timeout=0",
         ])
         .env("KUBECONFIG", &sim.kubeconfig)
+        .env("KUBECACHEDIR", sim.dir.path().join("kube-cache"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

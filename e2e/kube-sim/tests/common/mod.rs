@@ -107,7 +107,13 @@ impl Sim {
 
     pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut cmd = Command::new("kubectl");
-        cmd.args(args).env("KUBECONFIG", &self.kubeconfig).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        // A private discovery cache: ports are reused across tests and the cache is keyed by them.
+        cmd.args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", self.dir.path().join("kube-cache"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("kubectl (is it installed?)");
         {
             use std::io::Write;
