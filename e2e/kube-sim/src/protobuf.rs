@@ -1,6 +1,7 @@
 //! Just enough of Kubernetes' protobuf encoding to accept the bodies kubectl's typed clients send
-//! (`kubectl create namespace|configmap|secret|serviceaccount` post protobuf, not JSON, and
-//! client-go does not retry with JSON on 415). Field numbers follow k8s.io/api generated.proto.
+//! (`kubectl create namespace|configmap|secret|serviceaccount|job|deployment` post protobuf, not
+//! JSON, and client-go does not retry with JSON on 415). Field numbers follow k8s.io/api
+//! generated.proto; only the fields those commands set are decoded.
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -37,7 +38,6 @@ const OBJECT_META: &[Field] = &[
     (3, "namespace", F::Str),
     (5, "uid", F::Str),
     (6, "resourceVersion", F::Str),
-    (7, "generation", F::Int),
     (8, "creationTimestamp", F::Time),
     (11, "labels", F::MapStr),
     (12, "annotations", F::MapStr),
@@ -55,6 +55,52 @@ const SECRET: &[Field] = &[
     (5, "immutable", F::Bool),
 ];
 const SERVICE_ACCOUNT: &[Field] = &[(1, "metadata", F::Msg(OBJECT_META)), (4, "automountServiceAccountToken", F::Bool)];
+const LABEL_SELECTOR: &[Field] = &[(1, "matchLabels", F::MapStr)];
+const CONTAINER_PORT: &[Field] = &[(1, "name", F::Str), (3, "containerPort", F::Int), (4, "protocol", F::Str)];
+const ENV_VAR: &[Field] = &[(1, "name", F::Str), (2, "value", F::Str)];
+const VOLUME_MOUNT: &[Field] = &[(1, "name", F::Str), (2, "readOnly", F::Bool), (3, "mountPath", F::Str)];
+const CONTAINER: &[Field] = &[
+    (1, "name", F::Str),
+    (2, "image", F::Str),
+    (3, "command", F::RepStr),
+    (4, "args", F::RepStr),
+    (5, "workingDir", F::Str),
+    (6, "ports", F::RepMsg(CONTAINER_PORT)),
+    (7, "env", F::RepMsg(ENV_VAR)),
+    (9, "volumeMounts", F::RepMsg(VOLUME_MOUNT)),
+    (14, "imagePullPolicy", F::Str),
+];
+const POD_SPEC: &[Field] = &[
+    (2, "containers", F::RepMsg(CONTAINER)),
+    (3, "restartPolicy", F::Str),
+    (7, "nodeSelector", F::MapStr),
+    (8, "serviceAccountName", F::Str),
+    (10, "nodeName", F::Str),
+];
+const POD_TEMPLATE: &[Field] = &[(1, "metadata", F::Msg(OBJECT_META)), (2, "spec", F::Msg(POD_SPEC))];
+const JOB: &[Field] = &[
+    (1, "metadata", F::Msg(OBJECT_META)),
+    (
+        2,
+        "spec",
+        F::Msg(&[
+            (1, "parallelism", F::Int),
+            (2, "completions", F::Int),
+            (3, "activeDeadlineSeconds", F::Int),
+            (6, "template", F::Msg(POD_TEMPLATE)),
+            (7, "backoffLimit", F::Int),
+            (8, "ttlSecondsAfterFinished", F::Int),
+        ]),
+    ),
+];
+const DEPLOYMENT: &[Field] = &[
+    (1, "metadata", F::Msg(OBJECT_META)),
+    (
+        2,
+        "spec",
+        F::Msg(&[(1, "replicas", F::Int), (2, "selector", F::Msg(LABEL_SELECTOR)), (3, "template", F::Msg(POD_TEMPLATE))]),
+    ),
+];
 
 struct Reader<'a> {
     buf: &'a [u8],
@@ -137,6 +183,8 @@ fn decode(b: &[u8], schema: &[Field]) -> ApiResult<Value> {
         let name = name.to_string();
         let s = || String::from_utf8_lossy(val).into_owned();
         match f {
+            // Go's protobuf writes unset strings as ""; the API treats them as absent.
+            F::Str if val.is_empty() => {}
             F::Str => {
                 out.insert(name, json!(s()));
             }
@@ -151,7 +199,7 @@ fn decode(b: &[u8], schema: &[Field]) -> ApiResult<Value> {
             }
             F::Time => {
                 let t = decode(val, &[(1, "s", F::Int)])?;
-                let secs = t["s"].as_i64().unwrap_or(0);
+                let Some(secs) = t["s"].as_i64() else { continue };
                 let ts = jiff::Timestamp::from_second(secs).map_err(|e| bad(&e.to_string()))?;
                 out.insert(name, json!(ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()));
             }
@@ -197,13 +245,15 @@ pub fn decode_body(body: &[u8]) -> ApiResult<Value> {
         "ConfigMap" => CONFIG_MAP,
         "Secret" => SECRET,
         "ServiceAccount" => SERVICE_ACCOUNT,
+        "Job" => JOB,
+        "Deployment" => DEPLOYMENT,
         // Access reviews are answered without reading them (see server.rs).
         "SelfSubjectAccessReview" | "SubjectAccessReview" => &[],
         other => {
             return Err(ApiError::new(
                 415,
                 "UnsupportedMediaType",
-                format!("kube-sim decodes protobuf only for Namespace, ConfigMap, Secret and ServiceAccount, not {other}; send JSON (kubectl apply)"),
+                format!("kube-sim decodes protobuf only for Namespace, ConfigMap, Secret, ServiceAccount, Job and Deployment (as kubectl create writes them), not {other}; send JSON (kubectl apply)"),
             ))
         }
     };

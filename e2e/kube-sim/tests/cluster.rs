@@ -301,6 +301,10 @@ fn job_backoff_limit_deadline_and_ttl() {
     sim.apply(&job("fails", "  backoffLimit: 2\n", "echo failing; exit 3"));
     sim.apply(&job("slow", "  activeDeadlineSeconds: 2\n", "sleep 60"));
     sim.apply(&job("short", "  ttlSecondsAfterFinished: 1\n", "true"));
+    // kubectl create job sends a protobuf body.
+    sim.k(&["create", "job", "created", "--image=busybox", "--", "sh", "-c", "echo made by kubectl create"]);
+    sim.k(&["wait", "--for=condition=Complete", "job/created", "--timeout=30s"]);
+    assert_eq!(sim.k(&["logs", "job/created"]), "made by kubectl create\n");
     sim.k(&["wait", "--for=condition=Failed", "job/fails", "--timeout=30s"]);
     let j = sim.get(&["job", "fails"]).unwrap();
     assert_eq!(condition(&j, "Failed").unwrap().0, "BackoffLimitExceeded");

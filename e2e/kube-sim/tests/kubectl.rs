@@ -104,6 +104,9 @@ fn server_side_apply_and_wait_for_delete() {
     assert_eq!(sim.get(&["secret", "pw"]).unwrap()["data"]["password"], "czNjcjN0");
     sim.k(&["create", "serviceaccount", "robot"]);
     assert_eq!(sim.k(&["auth", "can-i", "delete", "pvc", "--as", "system:serviceaccount:default:robot"]).trim(), "yes");
+    sim.k(&["create", "deployment", "made", "--image=nginx", "--replicas=2", "--port=80"]);
+    sim.k(&["wait", "--for=condition=Available", "deployment/made", "--timeout=20s"]);
+    assert_eq!(sim.get(&["deploy", "made"]).unwrap()["status"]["readyReplicas"], 2);
     sim.k(&["create", "namespace", "tmp"]);
     sim.k(&["create", "configmap", "x", "-n", "tmp", "--from-literal=k=v"]);
     sim.k(&["delete", "namespace", "tmp", "--wait=false"]);
