@@ -73,6 +73,8 @@ pub fn resource_list(types: &[ResourceType], group: &str, version: &str) -> Opti
                 "log" => {
                     json!({"name": format!("{}/log", t.plural), "singularName": "", "namespaced": t.namespaced, "kind": "Pod", "verbs": ["get"]})
                 }
+                "eviction" => json!({"name": format!("{}/eviction", t.plural), "singularName": "", "namespaced": t.namespaced,
+                    "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]}),
                 "scale" => json!({"name": format!("{}/scale", t.plural), "singularName": "", "namespaced": t.namespaced,
                     "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}),
                 _ => json!({"name": format!("{}/{}", t.plural, sub), "singularName": "", "namespaced": t.namespaced,

@@ -67,7 +67,7 @@ const BUILTINS: &[Builtin] = &[
     ("", "v1", "namespaces", "namespace", "Namespace", false, &["ns"], &["status"]),
     ("", "v1", "persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", true, &["pvc"], &["status"]),
     ("", "v1", "persistentvolumes", "persistentvolume", "PersistentVolume", false, &["pv"], &["status"]),
-    ("", "v1", "pods", "pod", "Pod", true, &["po"], &["status", "log"]),
+    ("", "v1", "pods", "pod", "Pod", true, &["po"], &["status", "log", "eviction"]),
     ("", "v1", "secrets", "secret", "Secret", true, &[], &[]),
     ("", "v1", "configmaps", "configmap", "ConfigMap", true, &["cm"], &[]),
     ("", "v1", "events", "event", "Event", true, &["ev"], &[]),

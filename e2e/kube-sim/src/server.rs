@@ -177,6 +177,7 @@ async fn route(
         ("GET", None) => "list",
         ("GET", Some(_)) => "get",
         ("POST", None) => "create",
+        ("POST", Some(_)) if t.sub.as_deref() == Some("eviction") => "create",
         ("PUT", Some(_)) => "update",
         ("PATCH", Some(_)) => "patch",
         ("DELETE", Some(_)) => "delete",
@@ -201,6 +202,19 @@ async fn route(
         review["kind"] = json!(t.rt.kind);
         review["status"] = json!({"allowed": true, "reason": "kube-sim allows everything"});
         return Ok(json_response(201, &review));
+    }
+    // An eviction is a graceful delete (PodDisruptionBudgets are not consulted).
+    if t.sub.as_deref() == Some("eviction") {
+        let b = parse_body(&body)?;
+        let opts = DeleteOpts {
+            grace_seconds: b.pointer("/deleteOptions/gracePeriodSeconds").and_then(Value::as_i64),
+            ..Default::default()
+        };
+        app.store.delete(&t.rt, ns_of(&t), t.name.as_deref().unwrap_or(""), &opts)?;
+        return Ok(json_response(
+            201,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        ));
     }
     match verb {
         "watch" => watch_handler(app, &t, q),

@@ -372,3 +372,38 @@ spec:
     assert_eq!(sim.k(&["logs", "job/reader"]), "data\nscratch\nread-only\n");
     assert!(!pv_dir(&sim, "ro").join("new").exists());
 }
+
+#[test]
+fn drain_cordon_and_node_loss() {
+    require_tool("kubectl");
+    let sim = Sim::start_with(&["--pod-grace-seconds", "1"]);
+    sim.apply(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app}\nspec:\n  replicas: 4\n  selector: {matchLabels: {app: a}}\n  template:\n    metadata: {labels: {app: a}}\n    spec:\n      containers: [{name: c, image: x}]\n",
+    );
+    sim.k(&["wait", "--for=jsonpath={.status.readyReplicas}=4", "deploy/app", "--timeout=20s"]);
+    let nodes = || -> Vec<String> {
+        let pods = sim.get(&["pods", "-l", "app=a"]).unwrap();
+        pods["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["metadata"].get("deletionTimestamp").is_none())
+            .map(|p| p["spec"]["nodeName"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert!(nodes().contains(&"sim-node-1".to_string()), "pods spread over both nodes");
+    // drain = cordon + evictions; the replacements land on the other node.
+    sim.k(&["drain", "sim-node-1", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=30s"]);
+    assert_eq!(sim.get(&["node", "sim-node-1"]).unwrap()["spec"]["unschedulable"], true);
+    wait_for(20, "all replicas on sim-node-2", || {
+        let n = nodes();
+        (n.len() == 4 && n.iter().all(|x| x == "sim-node-2")).then_some(())
+    });
+    sim.k(&["uncordon", "sim-node-1"]);
+    // Losing a node removes its pods; the Deployment replaces them elsewhere.
+    sim.k(&["delete", "node", "sim-node-2"]);
+    wait_for(20, "all replicas on sim-node-1", || {
+        let n = nodes();
+        (n.len() == 4 && n.iter().all(|x| x == "sim-node-1")).then_some(())
+    });
+}

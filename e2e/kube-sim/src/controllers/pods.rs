@@ -46,8 +46,15 @@ pub fn mark_lost_processes(app: &App) {
     }
 }
 
+/// Nodes that accept new pods (not cordoned).
 fn node_names(app: &App) -> Vec<String> {
-    app.store.list("/nodes", None).0.iter().map(|n| util::name(n).to_string()).collect()
+    app.store
+        .list("/nodes", None)
+        .0
+        .iter()
+        .filter(|n| n.pointer("/spec/unschedulable") != Some(&Value::Bool(true)))
+        .map(|n| util::name(n).to_string())
+        .collect()
 }
 
 /// The node a pod must run on, if it pins one through nodeSelector, hostname node affinity, or a
@@ -108,8 +115,17 @@ pub async fn reconcile(app: Arc<App>) {
             *load.entry(n.to_string()).or_default() += 1;
         }
     }
+    let all_nodes: std::collections::HashSet<String> =
+        app.store.list("/nodes", None).0.iter().map(|n| util::name(n).to_string()).collect();
     for p in &pods {
         let (ns, name) = (util::namespace(p), util::name(p));
+        // Pods bound to a node that no longer exists are removed (the pod garbage collector).
+        if util::str_at(p, "/spec/nodeName").is_some_and(|n| !n.is_empty() && !all_nodes.contains(n)) {
+            app.processes.kill(util::uid(p));
+            let opts = DeleteOpts { grace_seconds: Some(0), ..Default::default() };
+            let _ = app.store.delete(&app.builtin("/pods"), ns, name, &opts);
+            continue;
+        }
         if is_deleting(p) {
             terminate(&app, p);
             continue;
