@@ -49,7 +49,7 @@ fn pvc_binding_provisions_a_host_directory_and_reclaims_it() {
 #[test]
 fn deployments_statefulsets_scale_and_graceful_pod_deletion() {
     require_tool("kubectl");
-    let sim = Sim::start_with(&["--pod-grace-seconds", "6"]);
+    let sim = Sim::start_with(&["--pod-grace-seconds", "4"]);
     sim.apply(
         r#"
 apiVersion: apps/v1
@@ -96,12 +96,18 @@ spec:
     let pods = sim.get(&["pods", "-l", "app=web"]).unwrap();
     assert!(pods["items"].as_array().unwrap().iter().all(|p| p["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet"));
 
-    // Scale to zero: readyReplicas drops at once, pods linger for their grace period.
+    // Scale to zero: OrderedReady removes db-1 completely before touching db-0; a deleted pod is
+    // unready at once but lingers for its grace period.
     sim.k(&["scale", "sts/db", "--replicas=0"]);
-    sim.k(&["wait", "--for=jsonpath={.status.readyReplicas}=0", "sts/db", "--timeout=10s"]);
-    let p = sim.get(&["pod", "db-1"]).expect("pod still terminating");
+    sim.k(&["wait", "--for=jsonpath={.status.readyReplicas}=1", "sts/db", "--timeout=10s"]);
+    let p = sim.get(&["pod", "db-1"]).expect("db-1 still terminating");
+    assert!(p["metadata"]["deletionTimestamp"].is_string());
+    assert!(sim.get(&["pod", "db-0"]).unwrap()["metadata"].get("deletionTimestamp").is_none(), "db-0 waits for db-1");
+    sim.k(&["wait", "--for=jsonpath={.status.readyReplicas}=0", "sts/db", "--timeout=20s"]);
+    let p = sim.get(&["pod", "db-0"]).expect("db-0 still terminating");
     assert!(p["metadata"]["deletionTimestamp"].is_string());
     wait_for(20, "statefulset pods gone", || sim.get(&["pod", "db-0"]).is_none().then_some(()));
+    assert_eq!(sim.get(&["sts", "db"]).unwrap()["status"]["replicas"], 0);
     assert!(sim.get(&["pvc", "data-db-0"]).is_some(), "claims are retained");
     sim.k(&["scale", "deploy/web", "--replicas=1"]);
     sim.k(&["wait", "--for=jsonpath={.status.replicas}=1", "deploy/web", "--timeout=20s"]);

@@ -258,7 +258,9 @@ async fn statefulset(app: &Arc<App>, s: &Value) {
             break;
         }
     }
-    // Scale down from the highest ordinal.
+    // Scale down from the highest ordinal; OrderedReady waits for each pod to be gone.
+    let ordinal = |p: &Value| util::name(p).rsplit('-').next().and_then(|o| o.parse::<i64>().ok()).unwrap_or(-1);
+    let terminating = pods.iter().any(|p| ordinal(p) >= want && is_deleting(p));
     let mut extra: Vec<&Arc<Value>> = pods
         .iter()
         .filter(|p| {
@@ -267,7 +269,14 @@ async fn statefulset(app: &Arc<App>, s: &Value) {
         })
         .collect();
     extra.sort_by_key(|p| std::cmp::Reverse(util::name(p).rsplit('-').next().and_then(|o| o.parse::<i64>().ok()).unwrap_or(0)));
-    for p in extra.into_iter().take(if parallel { usize::MAX } else { 1 }) {
+    let batch = if parallel {
+        usize::MAX
+    } else if terminating {
+        0
+    } else {
+        1
+    };
+    for p in extra.into_iter().take(batch) {
         let _ = app.store.delete(&pod_rt, ns, util::name(p), &DeleteOpts::default());
     }
     let pods = owned_pods(app, s);
