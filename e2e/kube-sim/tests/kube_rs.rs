@@ -174,6 +174,7 @@ async fn runtime_watcher_recovers_from_closed_watches_and_restarts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn recorder_events_are_visible_as_core_events() {
     use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
+    common::require_tool("kubectl");
     let sim = Sim::start();
     let client = sim.client().await;
     let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());

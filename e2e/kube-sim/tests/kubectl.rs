@@ -176,6 +176,16 @@ spec:
     assert_eq!(logs, "line1\nline2\n");
     let tail = sim.k(&["logs", "job/hello", "--tail=1"]);
     assert_eq!(tail, "line2\n");
+    // logs -f streams a running process's output and returns when it exits.
+    sim.apply("apiVersion: batch/v1\nkind: Job\nmetadata: {name: slow}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: x, command: [sh, -c, 'for i in 1 2 3; do echo tick $i; sleep 0.4; done']}]\n");
+    wait_for(10, "slow job running", || {
+        let pods = sim.get(&["pods", "-l", "job-name=slow"]).unwrap();
+        (pods["items"][0]["status"]["phase"] == "Running").then_some(())
+    });
+    let t0 = std::time::Instant::now();
+    let followed = sim.k(&["logs", "-f", "job/slow"]);
+    assert_eq!(followed, "tick 1\ntick 2\ntick 3\n");
+    assert!(t0.elapsed() < Duration::from_secs(10));
     let desc = sim.k(&["describe", "job", "hello"]);
     assert!(desc.contains("Succeeded"), "{desc}");
     let pods = sim.k(&["get", "pods", "-l", "job-name=hello", "-o", "jsonpath={.items[0].status.phase}"]);
