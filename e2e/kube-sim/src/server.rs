@@ -69,6 +69,12 @@ fn parse_query(q: Option<&str>) -> HashMap<String, String> {
 }
 
 const AS_TABLE: &str = "__as_table";
+const AS_META: &str = "__as_partial_metadata";
+
+/// The PartialObjectMetadata form clients like kube-rs' metadata_watcher ask for.
+fn partial(o: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]})
+}
 
 /// A parsed resource request.
 struct Target {
@@ -83,8 +89,11 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let mut query = parse_query(req.uri().query());
     // kubectl get asks for server-side printing; remembered as a pseudo query parameter.
-    if req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(crate::table::wanted) {
+    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if crate::table::wanted(accept) {
         query.insert(AS_TABLE.into(), "1".into());
+    } else if accept.contains("as=PartialObjectMetadata") {
+        query.insert(AS_META.into(), "1".into());
     }
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let body = match axum::body::to_bytes(req.into_body(), 256 << 20).await {
@@ -350,6 +359,12 @@ fn list(app: &App, t: &Target, q: &HashMap<String, String>) -> ApiResult<Value> 
     if q.contains_key(AS_TABLE) {
         return Ok(crate::table::table(&t.rt, &out, meta, true));
     }
+    if q.contains_key(AS_META) {
+        let items: Vec<Value> = out.iter().map(partial).collect();
+        return Ok(
+            json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items}),
+        );
+    }
     Ok(json!({
         "kind": format!("{}List", t.rt.kind),
         "apiVersion": t.rt.api_version(),
@@ -366,6 +381,7 @@ async fn get(app: &Arc<App>, t: &Target, q: &HashMap<String, String>) -> ApiResu
         _ if q.contains_key(AS_TABLE) => {
             Ok(json_response(200, &crate::table::table(&t.rt, &[present(&t.rt, &obj)], json!({}), true)))
         }
+        _ if q.contains_key(AS_META) => Ok(json_response(200, &partial(&obj))),
         _ => Ok(json_response(200, &present(&t.rt, &obj))),
     }
 }
@@ -575,6 +591,7 @@ fn watch_handler(app: &Arc<App>, t: &Target, q: &HashMap<String, String>) -> Api
     let rt = t.rt.clone();
     let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
     let as_table = q.contains_key(AS_TABLE);
+    let as_meta = q.contains_key(AS_META);
     let timeout = q.get("timeoutSeconds").and_then(|s| s.parse::<u64>().ok()).unwrap_or(1800);
     let start: Option<u64> = q.get("resourceVersion").and_then(|r| r.parse().ok()).filter(|r| *r > 0);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(256);
@@ -605,6 +622,9 @@ fn watch_handler(app: &Arc<App>, t: &Target, q: &HashMap<String, String>) -> Api
                 let t = crate::table::table(&rt, &[present(&rt, obj)], json!({"resourceVersion": rv}), first);
                 first = false;
                 return watch_line(ty, &t);
+            }
+            if as_meta {
+                return watch_line(ty, &partial(obj));
             }
             match ev {
                 Some(ev) => event_line(ty, &rt, ev),

@@ -206,3 +206,35 @@ async fn recorder_events_are_visible_as_core_events() {
     let described = sim.k(&["describe", "configmap", "subject"]);
     assert!(described.contains("BackupFailed") && described.contains("S3 unreachable"), "{described}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_watcher_gets_partial_object_metadata() {
+    use kube::core::PartialObjectMeta;
+    let sim = Sim::start();
+    let client = sim.client().await;
+    let cms: Api<PartialObjectMeta<ConfigMap>> = Api::default_namespaced(client.clone());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<(String, Option<String>)>::new()));
+    let s2 = seen.clone();
+    let task = tokio::spawn(async move {
+        let mut stream = watcher(cms, watcher::Config::default().labels("watched=yes")).applied_objects().boxed();
+        while let Some(Ok(m)) = stream.next().await {
+            s2.lock().unwrap().push((m.name_any(), m.types.map(|t| t.kind)));
+        }
+    });
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    let mk = |n: &str, l: &str| {
+        serde_json::from_value::<ConfigMap>(json!({"metadata": {"name": n, "labels": {"watched": l}}, "data": {"big": "x"}}))
+            .unwrap()
+    };
+    cms.create(&PostParams::default(), &mk("in", "yes")).await.unwrap();
+    cms.create(&PostParams::default(), &mk("out", "no")).await.unwrap();
+    wait_for_async(10, "metadata watcher sees 'in'", || {
+        let seen = seen.clone();
+        async move { seen.lock().unwrap().iter().any(|(n, _)| n == "in").then_some(()) }
+    })
+    .await;
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.iter().all(|(n, _)| n == "in"), "{seen:?}");
+    assert_eq!(seen[0].1.as_deref(), Some("PartialObjectMetadata"));
+    task.abort();
+}
