@@ -86,6 +86,9 @@ disaster() {
 # verify: every PVC restored byte for byte, apps back at their replicas, pods scheduled only after
 # their PVC's restore finished, and no backup Task since the disaster.
 verify() {
+  for pvc in $PVCS; do
+    wait_for 180 "$1: $pvc restored and released" bash -c "[ \"\$(kubectl get pvc $pvc -n shop -o 'jsonpath={.metadata.annotations.backup\\.datarestor-operator\\.com/restore-state}')\" = Released ]"
+  done
   apps_ready 180
   for pvc in $PVCS; do
     assert_eq Released "$(restore_state shop "$pvc")" "$pvc released"

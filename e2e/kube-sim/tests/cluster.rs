@@ -413,3 +413,17 @@ fn drain_cordon_and_node_loss() {
         (n.len() == 4 && n.iter().all(|x| x == "sim-node-1")).then_some(())
     });
 }
+
+#[test]
+fn force_deleting_a_pod_kills_its_process() {
+    require_tool("kubectl");
+    require_tool("bwrap");
+    let sim = Sim::start();
+    sim.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: forced}\nspec:\n  restartPolicy: Never\n  containers: [{name: c, image: x, command: [sh, -c, 'echo up; sleep 53.17']}]\n");
+    wait_for(15, "process started", || sim.k(&["logs", "forced"]).contains("up").then_some(()));
+    let running = || std::process::Command::new("pgrep").args(["-f", "sleep 53.17"]).output().unwrap().status.success();
+    assert!(running());
+    sim.k(&["delete", "pod", "forced", "--grace-period=0", "--force"]);
+    assert!(sim.get(&["pod", "forced"]).is_none(), "force deletion removes the pod at once");
+    wait_for(5, "the process to be killed", || (!running()).then_some(()));
+}

@@ -108,6 +108,7 @@ fn pending_reason(app: &App, p: &Value) -> Option<String> {
 
 pub async fn reconcile(app: Arc<App>) {
     let (pods, _) = app.store.list("/pods", None);
+    app.processes.kill_orphans(&pods.iter().map(|p| util::uid(p)).collect());
     let nodes = node_names(&app);
     let mut load: HashMap<String, usize> = nodes.iter().map(|n| (n.clone(), 0)).collect();
     for p in pods.iter().filter(|p| !is_terminal(p)) {

@@ -37,6 +37,16 @@ impl Processes {
             let _ = tx.send(());
         }
     }
+    /// Kills processes whose pod is gone (e.g. force-deleted with gracePeriodSeconds=0).
+    pub fn kill_orphans(&self, live_pods: &std::collections::HashSet<&str>) {
+        let mut map = self.lock();
+        let gone: Vec<String> = map.keys().filter(|u| !live_pods.contains(u.as_str())).cloned().collect();
+        for u in gone {
+            if let Some(tx) = map.remove(&u) {
+                let _ = tx.send(());
+            }
+        }
+    }
     pub fn kill_all(&self) {
         for (_, tx) in self.lock().drain() {
             let _ = tx.send(());
