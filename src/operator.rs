@@ -14,7 +14,7 @@ use kube::core::DeserializeGuard;
 use kube::runtime::controller::{self as runtime_controller, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::Client;
+use kube::{Client, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,8 +77,23 @@ pub async fn run(
         })
         .graceful_shutdown_on(shutdown.clone());
 
-    // A restore Task finishing moves its PVC's restore state on.
-    let pvcs = Controller::new(Api::<PersistentVolumeClaim>::all(client.clone()), watcher::Config::default())
+    // A restore Task finishing moves its PVC's restore state on; a Config appearing or changing
+    // re-examines the PVCs it selects.
+    let pvcs = Controller::new(Api::<PersistentVolumeClaim>::all(client.clone()), watcher::Config::default());
+    let pvc_store = pvcs.store();
+    let pvcs = pvcs
+        .watches(Api::<DeserializeGuard<Config>>::all(client.clone()), watcher::Config::default(), move |guard| {
+            let selected: Vec<ObjectRef<PersistentVolumeClaim>> = match &guard.0 {
+                Ok(config) => pvc_store
+                    .state()
+                    .iter()
+                    .filter(|pvc| config.spec.selects(pvc.metadata.namespace.as_deref().unwrap_or_default(), pvc.labels()))
+                    .map(|pvc| ObjectRef::from_obj(pvc.as_ref()))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            selected
+        })
         .watches(Api::<DeserializeGuard<Task>>::all(client.clone()), watcher::Config::default(), |guard| {
             let task = guard.0.as_ref().ok()?;
             Some(ObjectRef::<PersistentVolumeClaim>::new(&task.spec.pvc_name).within(task.metadata.namespace.as_deref()?))
@@ -89,6 +104,16 @@ pub async fn run(
         crate::webhook::start(ctx.clone(), listen, endpoint).await.map_err(StartError::Webhook)?;
     }
 
+    // Workloads left scaled down by a crash, a deleted Task or anything else come back.
+    let janitor = ctx.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = controller::quiesce::recover_orphans(&janitor).await {
+                tracing::warn!(%error, "could not check for workloads left scaled down");
+            }
+            tokio::time::sleep(Duration::from_secs(15)).await;
+        }
+    });
     tracing::info!("datarestor-operator started");
     tokio::join!(
         tasks.run(controller::task::reconcile, controller::task::error_policy, ctx.clone()).for_each(|r| log_result("task", r)),

@@ -139,6 +139,10 @@ pub struct TaskStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<i32>,
 
+    /// Workloads (`Deployment/name`, `StatefulSet/name`) this Task scaled to zero (stopPods).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quiesced_workloads: Vec<String>,
+
     /// The restic Job doing the work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_name: Option<String>,

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod gate;
 pub mod pvc;
+pub mod quiesce;
 pub mod restore;
 pub mod task;
 

@@ -36,6 +36,9 @@ pub const TASK_ANNOTATION: &str = "backup.datarestor-operator.com/restore-task";
 pub const RESULT_ANNOTATION: &str = "backup.datarestor-operator.com/manual-restore-result";
 /// Scheduling gate the admission webhook puts on pods that mount a held PVC.
 pub const GATE: &str = "backup.datarestor-operator.com/restore";
+/// A PVC this young that is already in use when a stopPods Config first selects it is treated as
+/// new (its workloads are stopped and it is restored if still empty); older ones are left alone.
+pub const NEW_VOLUME_WINDOW_SECONDS: i64 = 15 * 60;
 /// Exit code of a restore Job that found data in an IfEmpty volume (see the Job's script).
 pub const EXIT_VOLUME_NOT_EMPTY: i32 = 3;
 
@@ -176,6 +179,19 @@ pub async fn reconcile_auto(pvc: &PersistentVolumeClaim, config: &Config, ctx: &
         None if !config.spec.auto_restore => Ok(Action::await_change()),
         None => {
             let users = pods_using(ctx, pvc).await?;
+            // Pods that got to a brand-new volume before the Config did (apps applied first during
+            // DR): with stopPods their workloads are stopped for the restore, which still only
+            // fills an empty volume.
+            let age = pvc
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(i64::MAX, |t| jiff::Timestamp::now().as_second() - t.0.as_second());
+            if !users.is_empty() && config.spec.stop_pods && age <= NEW_VOLUME_WINDOW_SECONDS {
+                set_state(ctx, pvc, State::Pending, "new volume already in use: its workloads are stopped for the restore", None)
+                    .await?;
+                return Ok(Action::requeue(Duration::from_millis(10)));
+            }
             if !users.is_empty() {
                 let message = format!("in use by pod {} before DataRestor saw it; nothing restored", users.join(", "));
                 set_state(ctx, pvc, State::Released, &message, None).await?;

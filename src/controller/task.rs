@@ -109,7 +109,7 @@ async fn start(task: &Task, ctx: &Context) -> Result<Action, Error> {
         }
         TaskType::Restore => {
             let users = super::restore::pods_using(ctx, &resolved.pvc).await?;
-            if !users.is_empty() {
+            if !users.is_empty() && !resolved.config.spec.stop_pods {
                 let message =
                     format!("the PVC is in use by pod {}; a restore never writes under a running app", users.join(", "));
                 if task.spec.trigger == TaskTrigger::Manual {
@@ -176,18 +176,72 @@ async fn start(task: &Task, ctx: &Context) -> Result<Action, Error> {
         return wait(task, ctx, &message).await;
     }
 
+    if resolved.config.spec.stop_pods {
+        let owners = super::quiesce::owners(ctx, &namespace, &task.spec.pvc_name).await?;
+        if !owners.unmanaged.is_empty() {
+            let message =
+                format!("pods {} are not run by a Deployment or StatefulSet and cannot be stopped", owners.unmanaged.join(", "));
+            if task.spec.type_ == TaskType::Restore {
+                drop(starting);
+                return fail(task, ctx, "VolumeInUse", &format!("{message}; a restore never writes under a running app")).await;
+            }
+            ctx.event(
+                &task.object_ref(&()),
+                EventType::Warning,
+                "NotQuiesced",
+                "ScaleDown",
+                format!("{message}; backing up while they run"),
+            )
+            .await;
+        }
+        if !owners.workloads.is_empty() {
+            // Record what this Task holds down before touching anything, so a crash cannot lose it.
+            status.phase = Some(TaskPhase::ScalingDown);
+            status.repository = Some(target.clone());
+            status.quiesced_workloads = owners.workloads.iter().map(ToString::to_string).collect();
+            status.start_time.get_or_insert(Time(Timestamp::now()));
+            status.message = Some(format!("scaling down {} to free the volume", status.quiesced_workloads.join(", ")));
+            patch_status(task, ctx, &status).await?;
+            starting.insert(key);
+            drop(starting);
+            for workload in &owners.workloads {
+                super::quiesce::scale_down(ctx, &namespace, workload, &super::quiesce::holder(task)).await?;
+            }
+            ctx.event(
+                &task.object_ref(&()),
+                EventType::Normal,
+                "ScaledDown",
+                "ScaleDown",
+                status.message.clone().unwrap_or_default(),
+            )
+            .await;
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+    }
+    starting.insert(key);
+    drop(starting);
+    launch(task, ctx, &resolved, &repository, status).await
+}
+
+/// Creates the restic Job (the volume is free, or nobody needs stopping) and marks the Task Running.
+async fn launch(
+    task: &Task,
+    ctx: &Context,
+    resolved: &Resolved,
+    repository: &crate::api::Repository,
+    mut status: TaskStatus,
+) -> Result<Action, Error> {
+    let namespace = task.namespace().ok_or(Error::MissingField("namespace"))?;
+    let target = repository.target.clone();
     // Credentials Secret in the PVC's namespace, applied fresh each time (rotations propagate).
     let sources = ctx
-        .fetch_env_sources(&resolved.config.namespace().unwrap_or_default(), &resolved.config.spec.effective_env(&repository))
+        .fetch_env_sources(&resolved.config.namespace().unwrap_or_default(), &resolved.config.spec.effective_env(repository))
         .await?;
-    let env = match credentials::resolve(&resolved.config.spec, &repository, &sources) {
+    let env = match credentials::resolve(&resolved.config.spec, repository, &sources) {
         Ok(env) => env,
-        Err(e) => {
-            drop(starting);
-            return fail(task, ctx, "CredentialsMissing", &e.to_string()).await;
-        }
+        Err(e) => return fail(task, ctx, "CredentialsMissing", &e.to_string()).await,
     };
-    let secret = credentials::secret(&resolved.config, &repository, &namespace, &env);
+    let secret = credentials::secret(&resolved.config, repository, &namespace, &env);
     let secret_name = secret.metadata.name.clone().ok_or(Error::MissingField("secret name"))?;
     Api::<Secret>::namespaced(ctx.client.clone(), &namespace)
         .patch(&secret_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&secret))
@@ -211,8 +265,6 @@ async fn start(task: &Task, ctx: &Context) -> Result<Action, Error> {
         Err(kube::Error::Api(s)) if s.reason == "AlreadyExists" => {}
         Err(e) => return Err(e.into()),
     }
-    starting.insert(key);
-    drop(starting);
 
     status.phase = Some(TaskPhase::Running);
     status.job_name = Some(job_name.clone());
@@ -305,9 +357,39 @@ async fn node_using(ctx: &Context, namespace: &str, pvc: &PersistentVolumeClaim)
     }))
 }
 
+/// How long a scale-down may take before the Task gives up (and scales back up).
+const SCALE_DOWN_TIMEOUT_SECONDS: i64 = 300;
+
 async fn follow(task: &Task, ctx: &Context) -> Result<Action, Error> {
     let namespace = task.namespace().ok_or(Error::MissingField("namespace"))?;
     let status = task.status.clone().unwrap_or_default();
+    if status.phase == Some(TaskPhase::ScalingDown) && status.job_name.is_none() {
+        // The volume is free only when no pod mounts it any more, not when readyReplicas is 0.
+        let left = super::quiesce::pods_mounting(ctx, &namespace, &task.spec.pvc_name).await?;
+        if left.is_empty() {
+            let resolved = match resolve(task, ctx).await? {
+                Ok(resolved) => resolved,
+                Err(message) => return fail(task, ctx, "NotFound", &message).await,
+            };
+            let target = status.repository.clone().or(task.spec.repository.clone()).unwrap_or_default();
+            let Some(repository) = resolved.config.spec.repositories.iter().find(|r| r.target == target).cloned() else {
+                return fail(task, ctx, "NoRepository", &format!("Config has no repository {target}")).await;
+            };
+            return launch(task, ctx, &resolved, &repository, status).await;
+        }
+        let waited = status.start_time.as_ref().map_or(0, |t| Timestamp::now().as_second() - t.0.as_second());
+        if waited > SCALE_DOWN_TIMEOUT_SECONDS {
+            let names: Vec<String> = left.iter().map(|p| p.name_any()).collect();
+            return fail(
+                task,
+                ctx,
+                "ScaleDownTimeout",
+                &format!("pods {} still mount the volume after {waited}s", names.join(", ")),
+            )
+            .await;
+        }
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let Some(job_name) = status.job_name.clone() else {
         // Claimed but the Job was never recorded (operator stopped in between): start again.
         return start(task, ctx).await;
@@ -457,7 +539,17 @@ async fn finish(
     now: Timestamp,
 ) -> Result<Action, Error> {
     let namespace = task.namespace().ok_or(Error::MissingField("namespace"))?;
-    // ScalingUp passes straight through until workloads are quiesced.
+    // Workloads come back on every outcome; the phase says so while it happens.
+    let mut scaled_up = Vec::new();
+    if !status.quiesced_workloads.is_empty() {
+        status.phase = Some(TaskPhase::ScalingUp);
+        patch_status(task, ctx, &status).await?;
+        for workload in status.quiesced_workloads.iter().filter_map(|w| w.parse::<super::quiesce::Workload>().ok()) {
+            if let Some(outcome) = super::quiesce::scale_up(ctx, &namespace, &workload, &super::quiesce::holder(task)).await? {
+                scaled_up.push(outcome);
+            }
+        }
+    }
     status.phase = Some(phase);
     status.completion_time = Some(Time(now));
     if let Some(start) = &status.start_time {
