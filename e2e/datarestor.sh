@@ -161,3 +161,61 @@ same_tree() {
 
 # restore_state NAMESPACE PVC
 restore_state() { kubectl get pvc "$2" -n "$1" -o 'jsonpath={.metadata.annotations.backup\.datarestor-operator\.com/restore-state}'; }
+
+# quiesce_apps: a Deployment `web` (2 replicas, ReadWriteMany claim web-data) and a StatefulSet
+# `db` (3 replicas, claims data-db-0..2) in namespace shop.
+quiesce_apps() {
+  k get namespace shop >/dev/null 2>&1 || k create namespace shop >/dev/null
+  kapply >/dev/null <<'YAML'
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: web-data, namespace: shop}
+spec:
+  accessModes: [ReadWriteMany]
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: nginx, volumeMounts: [{name: data, mountPath: /data}]}]
+      volumes: [{name: data, persistentVolumeClaim: {claimName: web-data}}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: shop}
+spec:
+  replicas: 3
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: postgres, volumeMounts: [{name: data, mountPath: /data}]}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+YAML
+  k wait --for=jsonpath='{.status.readyReplicas}'=2 deployment/web -n shop --timeout=90s >/dev/null
+  k wait --for=jsonpath='{.status.readyReplicas}'=3 statefulset/db -n shop --timeout=90s >/dev/null
+}
+
+# apps_back: both workloads at their original replicas, all ready, no quiesce marks left.
+apps_back() {
+  [ "$(jp deployment web .spec.replicas -n shop)" = 2 ] && [ "$(jp statefulset db .spec.replicas -n shop)" = 3 ] &&
+    [ "$(jp deployment web .status.readyReplicas -n shop)" = 2 ] && [ "$(jp statefulset db .status.readyReplicas -n shop)" = 3 ] &&
+    [ -z "$(jp deployment web '.metadata.annotations.backup\.datarestor-operator\.com/quiesced-by' -n shop)" ] &&
+    [ -z "$(jp statefulset db '.metadata.annotations.backup\.datarestor-operator\.com/quiesced-by' -n shop)" ]
+}
+
+# all_tasks_finished NAMESPACE: every Task Completed or Failed.
+all_tasks_finished() {
+  ! kubectl get tasks -n "$1" -o 'jsonpath={range .items[*]}{.status.phase}{"\n"}{end}' | grep -qvE '^(Completed|Failed)$'
+}

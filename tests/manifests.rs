@@ -35,6 +35,7 @@ fn kustomize_default_renders_the_whole_install() {
             "CustomResourceDefinition/tasks.backup.datarestor-operator.com",
             "Deployment/datarestor-operator",
             "Namespace/datarestor-operator-system",
+            "Service/datarestor-operator",
             "ServiceAccount/datarestor-operator",
         ]
     );

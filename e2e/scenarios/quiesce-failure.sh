@@ -1,0 +1,46 @@
+# quiesce-failure: the restic Job fails (wrong password), and then runs past its deadline (S3
+# frozen): each time the workloads come back to their replicas and the Task is Failed with the
+# reason.
+# e2e-timeout: 360
+
+source "$E2E_DIR/datarestor.sh"
+install_datarestor
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+FROZEN_PORT="$(free_port)"
+moto_server -H 127.0.0.1 -p "$FROZEN_PORT" >>"$SCENARIO_DIR/frozen-s3.log" 2>&1 &
+echo $! >"$SCENARIO_DIR/frozen-s3.pid"
+wait_for 30 "second S3 server" curl -fsS -o /dev/null "http://127.0.0.1:$FROZEN_PORT"
+FROZEN="s3:http://127.0.0.1:$FROZEN_PORT/frozen"
+# The primary repository exists already with a password the Config does not know.
+RESTIC_PASSWORD="some-other-password" restic --repo "$REPO" --cache-dir "$SCENARIO_DIR/cli-cache" init >/dev/null
+write_config shop "$(cat <<'YAML'
+  stopPods: true
+  selectors:
+    - matchNamespaces: [shop]
+YAML
+)" "    - target: \"$FROZEN\"
+      priority: 2
+      env:
+        - {name: AWS_ACCESS_KEY_ID, value: \"$AWS_ACCESS_KEY_ID\"}
+        - name: AWS_SECRET_ACCESS_KEY
+          valueFrom: {secretKeyRef: {name: restic-credentials, key: secret-key}}"
+JOB_DEADLINE=8 RESTIC_TIMEOUT=10 start_datarestor
+wait_for 60 "the frozen-to-be repository ready" bash -c "[ \"\$(kubectl get config backup -n backup-system -o 'jsonpath={.status.repositories[?(@.priority==2)].ready}')\" = true ]"
+assert_eq WrongPassword "$(kubectl get config backup -n backup-system -o 'jsonpath={.status.repositories[?(@.priority==1)].reason}')" "wrong password reported"
+quiesce_apps
+
+log "wrong password"
+k annotate pvc data-db-0 -n shop 'backup.datarestor-operator.com/manual-backup=1|bad-password' >/dev/null
+task="$(wait_task shop data-db-0 backup Failed 120)"
+assert_contains "$(jp task "$task" .status.message -n shop)" "WrongPassword" "failure reason"
+wait_for 60 "workloads back after a failed Job" apps_back
+
+log "deadline exceeded"
+k annotate pvc web-data -n shop 'backup.datarestor-operator.com/manual-backup=2|too-slow' >/dev/null
+wait_for 60 "Job running" bash -c "kubectl get tasks -n shop -l backup.datarestor-operator.com/pvc=web-data -o 'jsonpath={.items[*].status.phase}' | grep -q Running"
+kill -STOP "$(cat "$SCENARIO_DIR/frozen-s3.pid")"
+task="$(wait_task shop web-data backup Failed 120)"
+kill -CONT "$(cat "$SCENARIO_DIR/frozen-s3.pid")"
+assert_contains "$(jp task "$task" .status.message -n shop)" "exceeded its deadline" "deadline reason"
+wait_for 60 "workloads back after a deadline" apps_back
+all_tasks_finished shop || fail "a Task was left unfinished"
