@@ -227,7 +227,7 @@ async fn route(
     }
     match verb {
         "watch" => watch_handler(app, &t, q),
-        "list" => list(app, &t, q).map(|v| json_response(200, &v)),
+        "list" => list(app, &t, q),
         "get" => get(app, &t, q).await,
         "create" => create(app, &t, q, &body).await.map(|v| json_response(201, &v)),
         "update" => update(app, &t, q, &body).map(|v| json_response(200, &v)),
@@ -311,7 +311,7 @@ impl Filters {
     }
 }
 
-fn list(app: &App, t: &Target, q: &HashMap<String, String>) -> ApiResult<Value> {
+fn list(app: &App, t: &Target, q: &HashMap<String, String>) -> ApiResult<Response> {
     let f = Filters::new(t, q)?;
     let (items, rv) = app.store.list(&t.rt.key(), t.ns.as_deref());
     // continue token = base64("<list rv>/<namespace>/<name>") of the last item served.
@@ -334,7 +334,15 @@ fn list(app: &App, t: &Target, q: &HashMap<String, String>) -> ApiResult<Value> 
     let mut out = vec![];
     let mut more = None;
     let mut remaining = 0u64;
-    for o in items.iter().map(|o| present(&t.rt, o)).filter(|o| f.matches(o)) {
+    // Items are shared with the store; only objects served at another version are copied.
+    let served = items.into_iter().map(|o| {
+        if t.rt.group == "events.k8s.io" || o["apiVersion"] != t.rt.api_version().as_str() {
+            Arc::new(present(&t.rt, &o))
+        } else {
+            o
+        }
+    });
+    for o in served.filter(|o| f.matches(o)) {
         if let Some((ans, aname)) = &after {
             if (util::namespace(&o), util::name(&o)) <= (ans.as_str(), aname.as_str()) {
                 continue;
@@ -357,20 +365,28 @@ fn list(app: &App, t: &Target, q: &HashMap<String, String>) -> ApiResult<Value> 
         }
     }
     if q.contains_key(AS_TABLE) {
-        return Ok(crate::table::table(&t.rt, &out, meta, true));
+        let items: Vec<Value> = out.iter().map(|o| (**o).clone()).collect();
+        return Ok(json_response(200, &crate::table::table(&t.rt, &items, meta, true)));
     }
     if q.contains_key(AS_META) {
-        let items: Vec<Value> = out.iter().map(partial).collect();
-        return Ok(
-            json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items}),
-        );
+        let items: Vec<Value> = out.iter().map(|o| partial(o)).collect();
+        let l = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items});
+        return Ok(json_response(200, &l));
     }
-    Ok(json!({
-        "kind": format!("{}List", t.rt.kind),
-        "apiVersion": t.rt.api_version(),
-        "metadata": meta,
-        "items": out,
-    }))
+    // Written piecewise: a list of thousands of objects is never copied into one Value.
+    let mut buf = Vec::with_capacity(256 + out.len() * 1024);
+    let head = json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(), "metadata": meta});
+    let head = serde_json::to_vec(&head).unwrap_or_default();
+    buf.extend_from_slice(&head[..head.len() - 1]);
+    buf.extend_from_slice(b",\"items\":[");
+    for (i, o) in out.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        let _ = serde_json::to_writer(&mut buf, &**o);
+    }
+    buf.extend_from_slice(b"]}");
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], buf).into_response())
 }
 
 async fn get(app: &Arc<App>, t: &Target, q: &HashMap<String, String>) -> ApiResult<Response> {
