@@ -18,11 +18,22 @@ for tool in kubectl bwrap restic moto_server python3 curl timeout; do
   command -v "$tool" >/dev/null || { echo "e2e: required tool '$tool' is not installed" >&2; exit 2; }
 done
 
+if [ $# -gt 0 ]; then
+  scenarios=("$@")
+else
+  scenarios=()
+  for f in "$E2E_DIR"/scenarios/*.sh; do scenarios+=("$(basename "$f" .sh)"); done
+fi
+
 if [ "${E2E_BUILD:-1}" = 1 ]; then
   echo "building kube-sim and datarestor-operator ($PROFILE)..." >&2
   build=(cargo build --quiet -p kube-sim --bin kube-sim -p datarestor-operator --bin datarestor-operator)
   [ "$PROFILE" = release ] && build+=(--release)
-  (cd "$ROOT" && "${build[@]}") || { echo "e2e: build failed" >&2; exit 2; }
+  if ! (cd "$ROOT" && "${build[@]}"); then
+    for name in "${scenarios[@]}"; do echo "FAIL $name: the binaries did not build"; done
+    echo "0 passed, ${#scenarios[@]} failed"
+    exit 1
+  fi
 fi
 TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 export KUBE_SIM_BIN="$TARGET_DIR/$PROFILE/kube-sim"
@@ -72,13 +83,6 @@ MOTO_PID=$!
 wait_port 127.0.0.1 "$S3_PORT" 30 || { echo "e2e: moto_server did not start:" >&2; tail -20 "$RUN_DIR/moto.log" >&2; exit 2; }
 export S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
 export AWS_ACCESS_KEY_ID="e2e-access-key" AWS_SECRET_ACCESS_KEY="e2e-secret-key" AWS_DEFAULT_REGION="us-east-1"
-
-if [ $# -gt 0 ]; then
-  scenarios=("$@")
-else
-  scenarios=()
-  for f in "$E2E_DIR"/scenarios/*.sh; do scenarios+=("$(basename "$f" .sh)"); done
-fi
 
 passed=0
 failed=0

@@ -13,12 +13,31 @@ make_pvc shop data app=my-app
 fill_volume shop data
 start_datarestor
 wait_config_ready
+# An app keeps the ReadWriteOnce volume mounted on its node: the Job must run there.
+kapply >/dev/null <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app, namespace: shop}
+spec:
+  replicas: 1
+  selector: {matchLabels: {run: app}}
+  template:
+    metadata: {labels: {run: app}}
+    spec:
+      containers: [{name: app, image: busybox, volumeMounts: [{name: data, mountPath: /data}]}]
+      volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
+YAML
+k wait --for=jsonpath='{.status.readyReplicas}'=1 deployment/app -n shop --timeout=60s >/dev/null
+app_node="$(kubectl get pods -n shop -l run=app -o 'jsonpath={.items[0].spec.nodeName}')"
 
 k annotate pvc data -n shop backup.datarestor-operator.com/manual-backup=pre-upgrade
 task="$(wait_task shop data backup Completed)"
 log "task $task completed"
 
 assert_eq manual "$(jp task "$task" .spec.trigger -n shop)" "trigger"
+job_node="$(jp job "$task" '.spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].values[0]' -n shop)"
+assert_eq "$app_node" "$job_node" "the Job is pinned to the node using the volume"
+assert_eq true "$(jp job "$task" '.spec.template.spec.volumes[0].persistentVolumeClaim.readOnly' -n shop)" "read-only mount"
 wait_for 20 "request annotation removed" bash -c '[ -z "$(kubectl get pvc data -n shop -o "jsonpath={.metadata.annotations.backup\.datarestor-operator\.com/manual-backup}")" ]'
 answer="$(jp pvc data '.metadata.annotations.backup\.datarestor-operator\.com/manual-backup-result' -n shop)"
 assert_contains "$answer" "Completed: Task $task" "answer on the PVC"
