@@ -49,7 +49,7 @@ impl Context {
     /// The Config that protects a PVC in `namespace` with `labels`; when several do, the first by
     /// namespace and name. Waits for the Config cache to be filled once.
     pub async fn selecting_config(&self, namespace: &str, labels: &BTreeMap<String, String>) -> Option<Config> {
-        let _ = self.configs.wait_until_ready().await;
+        self.configs_ready().await;
         let mut configs: Vec<Config> = self
             .configs
             .state()
@@ -65,7 +65,7 @@ impl Context {
     /// Whether some Config with autoRestore could select a PVC in `namespace` whose labels are not
     /// known yet (a pod that names a PVC before the PVC exists).
     pub async fn may_auto_restore_in(&self, namespace: &str) -> bool {
-        let _ = self.configs.wait_until_ready().await;
+        self.configs_ready().await;
         self.configs.state().iter().filter_map(|guard| guard.0.as_ref().ok()).any(|config| {
             config.spec.auto_restore
                 && config
@@ -74,6 +74,12 @@ impl Context {
                     .iter()
                     .any(|s| s.match_namespaces.is_empty() || s.match_namespaces.iter().any(|n| n == namespace))
         })
+    }
+
+    async fn configs_ready(&self) {
+        if tokio::time::timeout(std::time::Duration::from_secs(10), self.configs.wait_until_ready()).await.is_err() {
+            tracing::warn!("the Config cache is still not filled after 10s");
+        }
     }
 
     /// Emits an Event; failing to record one never fails the reconcile.

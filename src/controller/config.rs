@@ -303,9 +303,10 @@ async fn check_repository(
             return (status, None);
         }
     };
-    let due = generation_changed
-        || !status.ready
-        || status.last_check_time.as_ref().is_none_or(|t| t.0 + ctx.settings.repository_check_interval <= now);
+    // Ready repositories are checked every check interval, unready ones every retry interval;
+    // a status update alone (which triggers a reconcile) does not cause another check.
+    let interval = if status.ready { ctx.settings.repository_check_interval } else { ctx.settings.retry_interval };
+    let due = generation_changed || status.last_check_time.as_ref().is_none_or(|t| t.0 + interval <= now);
     if !due {
         return (status, Some(env));
     }
@@ -363,11 +364,16 @@ fn forget_summary(output: &str) -> String {
     format!("kept {} and removed {} snapshots, then pruned", count("keep"), count("remove"))
 }
 
-/// `manual-backup` on a Config: one Task per selected PVC, then the request is removed.
+/// `manual-backup` on a Config: claimed, then one Task per selected PVC, then the claim is dropped.
 async fn answer_manual_backup(ctx: &Context, config: &Config, pvcs: &[&PersistentVolumeClaim]) -> Result<(), Error> {
-    let Some(value) = config.annotations().get(MANUAL_BACKUP_ANNOTATION).cloned() else { return Ok(()) };
-    let object_ref = config.object_ref(&());
     let api: Api<Config> = Api::namespaced(ctx.client.clone(), &config.namespace().unwrap_or_default());
+    let Some((version, value)) = super::request::claimed(config, MANUAL_BACKUP_ANNOTATION) else {
+        if let Some(value) = config.annotations().get(MANUAL_BACKUP_ANNOTATION) {
+            super::request::claim(&api, config, MANUAL_BACKUP_ANNOTATION, value).await?;
+        }
+        return Ok(());
+    };
+    let object_ref = config.object_ref(&());
     let outcome = async {
         let request = annotation::parse(&value).map_err(|e| e.to_string())?;
         if request.host.is_some() {
@@ -392,11 +398,10 @@ async fn answer_manual_backup(ctx: &Context, config: &Config, pvcs: &[&Persisten
             .await;
         }
         Ok((request, repository)) => {
-            let resource_version = config.resource_version().unwrap_or_default();
             let mut created = 0;
             for pvc in pvcs {
                 let identity = format!("{}/{}", config.uid().unwrap_or_default(), pvc.uid().unwrap_or_default());
-                let name = naming::request_task_name("backup", &pvc.name_any(), &identity, &resource_version, &value);
+                let name = naming::request_task_name("backup", &pvc.name_any(), &identity, &version, &value);
                 let backup_name = request.name().map_or_else(|| name.clone(), str::to_owned);
                 let task = backup_task(config, pvc, &name, repository, TaskTrigger::Manual, Some(backup_name), None)?;
                 created += usize::from(create_task(ctx, &task).await?);
@@ -415,26 +420,7 @@ async fn answer_manual_backup(ctx: &Context, config: &Config, pvcs: &[&Persisten
             .await;
         }
     }
-    remove_annotation(&api, &config.name_any(), MANUAL_BACKUP_ANNOTATION, &value).await
-}
-
-/// Removes a request annotation, but only if it still holds the value that was served (a newer
-/// request written meanwhile survives and is served next).
-pub async fn remove_annotation<K>(api: &Api<K>, name: &str, key: &str, value: &str) -> Result<(), Error>
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let path = format!("/metadata/annotations/{}", key.replace('~', "~0").replace('/', "~1"));
-    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
-        {"op": "test", "path": path, "value": value},
-        {"op": "remove", "path": path},
-    ]))?;
-    match api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch)).await {
-        Ok(_) => Ok(()),
-        // The value changed or the annotation is gone: the next reconcile sees the new state.
-        Err(kube::Error::Api(status)) if status.code == 422 || status.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    super::request::release(&api, config, MANUAL_BACKUP_ANNOTATION).await
 }
 
 async fn patch_status(api: &Api<Config>, config: &Config, status: &ConfigStatus) -> Result<(), Error> {

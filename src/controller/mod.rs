@@ -5,6 +5,7 @@ pub mod config;
 pub mod gate;
 pub mod pvc;
 pub mod quiesce;
+pub mod request;
 pub mod restore;
 pub mod task;
 

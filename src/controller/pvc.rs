@@ -5,9 +5,9 @@
 //! removed; the outcome is written back onto the PVC (`manual-backup-result`,
 //! `manual-restore-result`) and as Events.
 
-use super::config::{backup_task, create_task, is_backupable, remove_annotation};
+use super::config::{backup_task, create_task, is_backupable};
 use super::task::BACKUP_RESULT_ANNOTATION;
-use super::{gate, restore, retry_soon, Error};
+use super::{gate, request, restore, retry_soon, Error};
 use crate::annotation;
 use crate::api::{snapshot_host, Config, TaskTrigger, MANUAL_BACKUP_ANNOTATION, MANUAL_RESTORE_ANNOTATION};
 use crate::context::Context;
@@ -27,16 +27,25 @@ pub async fn reconcile(pvc: Arc<PersistentVolumeClaim>, ctx: Arc<Context>) -> Re
     let config = ctx.selecting_config(&namespace, pvc.labels()).await;
     let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
 
-    if let Some(value) = pvc.annotations().get(MANUAL_RESTORE_ANNOTATION).cloned() {
-        let outcome = restore::serve_manual_restore(&pvc, config.as_ref(), &ctx, &value).await?;
-        answer(&ctx, &pvc, &api, "manual-restore", restore::RESULT_ANNOTATION, &value, outcome).await?;
-        remove_annotation(&api, &pvc.name_any(), MANUAL_RESTORE_ANNOTATION, &value).await?;
-        return Ok(Action::requeue(std::time::Duration::from_millis(100)));
-    }
-    if let Some(value) = pvc.annotations().get(MANUAL_BACKUP_ANNOTATION).cloned() {
-        let outcome = serve_backup_request(&pvc, config.as_ref(), &ctx, &value).await?;
-        answer(&ctx, &pvc, &api, "manual-backup", BACKUP_RESULT_ANNOTATION, &value, outcome).await?;
-        remove_annotation(&api, &pvc.name_any(), MANUAL_BACKUP_ANNOTATION, &value).await?;
+    // Requests: claim (atomically), then serve with the claimed identity, then drop the claim.
+    for (key, result_key, what) in [
+        (MANUAL_RESTORE_ANNOTATION, restore::RESULT_ANNOTATION, "manual-restore"),
+        (MANUAL_BACKUP_ANNOTATION, BACKUP_RESULT_ANNOTATION, "manual-backup"),
+    ] {
+        if let Some((version, value)) = request::claimed(pvc.as_ref(), key) {
+            let outcome = if what == "manual-restore" {
+                restore::serve_manual_restore(&pvc, config.as_ref(), &ctx, &version, &value).await?
+            } else {
+                serve_backup_request(&pvc, config.as_ref(), &ctx, &version, &value).await?
+            };
+            answer(&ctx, &pvc, &api, what, result_key, &value, outcome).await?;
+            request::release(&api, pvc.as_ref(), key).await?;
+            return Ok(Action::requeue(std::time::Duration::from_millis(100)));
+        }
+        if let Some(value) = pvc.annotations().get(key).cloned() {
+            request::claim(&api, pvc.as_ref(), key, &value).await?;
+            return Ok(Action::requeue(std::time::Duration::from_millis(100)));
+        }
     }
     let action = match &config {
         Some(config) => restore::reconcile_auto(&pvc, config, &ctx).await?,
@@ -78,6 +87,7 @@ async fn serve_backup_request(
     pvc: &PersistentVolumeClaim,
     config: Option<&Config>,
     ctx: &Context,
+    version: &str,
     value: &str,
 ) -> Result<Result<String, String>, Error> {
     let namespace = pvc.namespace().unwrap_or_default();
@@ -100,13 +110,7 @@ async fn serve_backup_request(
         Ok(None) => config.spec.repositories_by_priority()[0],
         Err(e) => return Ok(Err(e.to_string())),
     };
-    let name = naming::request_task_name(
-        "backup",
-        &pvc.name_any(),
-        &pvc.uid().unwrap_or_default(),
-        &pvc.resource_version().unwrap_or_default(),
-        value,
-    );
+    let name = naming::request_task_name("backup", &pvc.name_any(), &pvc.uid().unwrap_or_default(), version, value);
     let backup_name = request.name().map_or_else(|| name.clone(), str::to_owned);
     let task = backup_task(config, pvc, &name, repository, TaskTrigger::Manual, Some(backup_name.clone()), None)?;
     create_task(ctx, &task).await?;

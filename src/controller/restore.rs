@@ -103,7 +103,8 @@ pub async fn pods_using(ctx: &Context, pvc: &PersistentVolumeClaim) -> Result<Ve
             });
             let scheduled = spec.and_then(|s| s.node_name.as_ref()).is_some();
             let finished = matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
-            mounts && scheduled && !finished && pod.metadata.deletion_timestamp.is_none()
+            let ours = pod.labels().get(crate::job::MANAGED_BY_LABEL).map(String::as_str) == Some(crate::job::MANAGED_BY);
+            mounts && scheduled && !finished && !ours && pod.metadata.deletion_timestamp.is_none()
         })
         .map(|pod| pod.name_any())
         .collect())
@@ -117,12 +118,23 @@ pub async fn listings(
     host: &str,
 ) -> Result<Vec<(String, Result<Vec<Snapshot>, String>)>, Error> {
     let sources = ctx.fetch_env_sources(&config.namespace().unwrap_or_default(), &super::config::all_env(config)).await?;
+    // A repository the Config's last check found unusable is not asked again here: restic would
+    // retry it for minutes. Until the Config has checked (and created) it, it counts as unknown.
+    let health = config.status.as_ref().map(|s| s.repositories.clone()).unwrap_or_default();
     let lookups = repositories.iter().map(|repository| {
         let sources = &sources;
+        let checked = health.iter().find(|r| r.target == repository.target).cloned();
         async move {
-            let listing = match credentials::resolve(&config.spec, repository, sources) {
-                Err(e) => Err(e.to_string()),
-                Ok(env) => ctx.settings.restic.snapshots(&repository.target, &env, Some(host)).await.map_err(|e| e.to_string()),
+            let listing = match (checked, credentials::resolve(&config.spec, repository, sources)) {
+                (None, _) => Err("not checked yet".to_owned()),
+                (Some(status), _) if !status.ready => Err(format!("{}: {}", status.reason, status.message)),
+                (_, Err(e)) => Err(e.to_string()),
+                (_, Ok(env)) => match ctx.settings.restic.snapshots(&repository.target, &env, Some(host)).await {
+                    Ok(snapshots) => Ok(snapshots),
+                    // No repository there (yet): it has no snapshot of anyone.
+                    Err(e) if e.failure == crate::restic::Failure::NoRepository => Ok(Vec::new()),
+                    Err(e) => Err(e.to_string()),
+                },
             };
             (repository.target.clone(), listing)
         }
@@ -284,6 +296,7 @@ pub async fn serve_manual_restore(
     pvc: &PersistentVolumeClaim,
     config: Option<&Config>,
     ctx: &Context,
+    version: &str,
     value: &str,
 ) -> Result<Result<String, String>, Error> {
     let namespace = pvc.namespace().unwrap_or_default();
@@ -306,16 +319,13 @@ pub async fn serve_manual_restore(
         Err(e) => return Ok(Err(e.to_string())),
     };
     let users = pods_using(ctx, pvc).await?;
-    if !users.is_empty() {
-        return Ok(Err(format!("the PVC is in use by pod {}; scale its workload down first", users.join(", "))));
+    if !users.is_empty() && !config.spec.stop_pods {
+        return Ok(Err(format!(
+            "the PVC is in use by pod {}; scale its workload down first (or set stopPods)",
+            users.join(", ")
+        )));
     }
-    let name = naming::request_task_name(
-        "restore",
-        &pvc.name_any(),
-        &pvc.uid().unwrap_or_default(),
-        &pvc.resource_version().unwrap_or_default(),
-        value,
-    );
+    let name = naming::request_task_name("restore", &pvc.name_any(), &pvc.uid().unwrap_or_default(), version, value);
     let spec = RestoreRequest {
         trigger: TaskTrigger::Manual,
         repository,
