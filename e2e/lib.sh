@@ -2,7 +2,8 @@
 # SCENARIO_DIR, KUBECONFIG, KUBE_SIM_* , S3_* and *_BIN variables exported by run.sh.
 # Scenarios run with `set -euo pipefail`: the first failing command fails the scenario, and its
 # text becomes the reason printed by run.sh.
-set -euo pipefail
+# errtrace (-E) so a failure inside a helper function also records its command as the reason.
+set -Eeuo pipefail
 trap '[ -s "$SCENARIO_DIR/failure" ] || echo "line $LINENO: command failed: $BASH_COMMAND" >"$SCENARIO_DIR/failure"' ERR
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
