@@ -427,3 +427,31 @@ fn force_deleting_a_pod_kills_its_process() {
     assert!(sim.get(&["pod", "forced"]).is_none(), "force deletion removes the pod at once");
     wait_for(5, "the process to be killed", || (!running()).then_some(()));
 }
+
+#[test]
+fn on_failure_jobs_restart_containers_in_place() {
+    require_tool("kubectl");
+    require_tool("bwrap");
+    let sim = Sim::start();
+    let job = |name: &str, backoff: u32, script: &str| {
+        format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: {name}}}\nspec:\n  backoffLimit: {backoff}\n  template:\n    spec:\n      restartPolicy: OnFailure\n      containers:\n      - {{name: c, image: x, command: [sh, -c, {script:?}], volumeMounts: [{{name: scratch, mountPath: /scratch}}]}}\n      volumes: [{{name: scratch, emptyDir: {{}}}}]\n"
+        )
+    };
+    // Fails twice (the emptyDir keeps the count across restarts), then succeeds.
+    sim.apply(&job(
+        "flaky",
+        3,
+        "n=$(cat /scratch/n 2>/dev/null || echo 0); echo $((n+1)) > /scratch/n; echo try $n; [ $n -ge 2 ]",
+    ));
+    sim.apply(&job("hopeless", 1, "echo nope; exit 1"));
+    sim.k(&["wait", "--for=condition=Complete", "job/flaky", "--timeout=30s"]);
+    let pods = sim.get(&["pods", "-l", "job-name=flaky"]).unwrap();
+    let items = pods["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "restarts happen inside one pod");
+    assert_eq!(items[0]["status"]["containerStatuses"][0]["restartCount"], 2);
+    assert_eq!(sim.k(&["logs", "job/flaky"]), "try 0\ntry 1\ntry 2\n");
+    sim.k(&["wait", "--for=condition=Failed", "job/hopeless", "--timeout=30s"]);
+    let j = sim.get(&["job", "hopeless"]).unwrap();
+    assert_eq!(condition(&j, "Failed").unwrap().0, "BackoffLimitExceeded");
+}

@@ -50,7 +50,10 @@ async fn run(app: &Arc<App>, job: &Value) {
     let pods: Vec<Arc<Value>> = app.store.list("/pods", Some(ns)).0.into_iter().filter(|p| controlled_by(p, uid)).collect();
     let active: Vec<&Arc<Value>> = pods.iter().filter(|p| !is_terminal(p) && !is_deleting(p)).collect();
     let phase = |ph: &str| pods.iter().filter(|p| util::str_at(p, "/status/phase") == Some(ph)).count() as i64;
-    let (succeeded, failed) = (phase("Succeeded"), phase("Failed"));
+    // With restartPolicy OnFailure, failures are container restarts inside the pods.
+    let restarts: i64 =
+        pods.iter().filter_map(|p| p.pointer("/status/containerStatuses/0/restartCount").and_then(Value::as_i64)).sum();
+    let (succeeded, failed) = (phase("Succeeded"), phase("Failed") + restarts);
     let completions = int(job, "/spec/completions", 1);
     let parallelism = int(job, "/spec/parallelism", 1);
     let backoff = int(job, "/spec/backoffLimit", 6);

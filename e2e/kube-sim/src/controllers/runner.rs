@@ -271,36 +271,80 @@ pub fn start(app: Arc<App>, pod: &Value) -> Result<(), String> {
     let started = util::now_rfc3339();
     let cname = c["name"].as_str().unwrap_or("main").to_string();
     tracing::info!(pod = %format!("{ns}/{name}"), "process started");
+    let on_failure = pod.pointer("/spec/restartPolicy").and_then(Value::as_str) == Some("OnFailure");
     tokio::spawn(async move {
-        let (code, reason) = tokio::select! {
+        let (code, reason, killed) = tokio::select! {
             st = child.wait() => match st {
-                Ok(s) => (s.code().unwrap_or(137), if s.success() { "Completed" } else { "Error" }),
-                Err(_) => (128, "Error"),
+                Ok(s) => (s.code().unwrap_or(137), if s.success() { "Completed" } else { "Error" }, false),
+                Err(_) => (128, "Error", false),
             },
             _ = rx => {
                 let _ = child.kill().await;
-                (137, "Error")
+                (137, "Error", true)
             }
         };
         app.processes.lock().remove(&uid);
         tracing::info!(pod = %format!("{ns}/{name}"), code, "process exited");
         let finished = util::now_rfc3339();
+        let terminated = json!({"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": finished});
+        if on_failure && code != 0 && !killed {
+            restart_in_place(&app, &ns, &name, &uid, &cname, terminated).await;
+            return;
+        }
         let _ = super::modify(&app, "/pods", &ns, &name, Part::Status, |p| {
             if util::uid(p) != uid {
                 return;
             }
+            let restarts = p.pointer("/status/containerStatuses/0/restartCount").cloned().unwrap_or(json!(0));
             p["status"]["phase"] = json!(if code == 0 { "Succeeded" } else { "Failed" });
             p["status"]["containerStatuses"] = json!([{
-                "name": cname, "ready": false, "restartCount": 0, "started": false,
+                "name": cname, "ready": false, "restartCount": restarts, "started": false,
                 "image": p.pointer("/spec/containers/0/image").cloned().unwrap_or(json!("")),
                 "imageID": "", "containerID": format!("sim://{uid}"),
-                "state": {"terminated": {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": finished}},
+                "state": {"terminated": terminated},
             }]);
             util::set_condition(p, "Ready", "False", "PodCompleted", "");
             util::set_condition(p, "ContainersReady", "False", "PodCompleted", "");
         });
     });
     Ok(())
+}
+
+/// `restartPolicy: OnFailure`: the container restarts inside the same pod after a short back-off,
+/// counting restarts, as the kubelet does (the Job controller counts them against backoffLimit).
+async fn restart_in_place(app: &Arc<App>, ns: &str, name: &str, uid: &str, cname: &str, terminated: Value) {
+    let _ = super::modify(app, "/pods", ns, name, Part::Status, |p| {
+        if util::uid(p) != uid {
+            return;
+        }
+        let restarts = p.pointer("/status/containerStatuses/0/restartCount").and_then(Value::as_i64).unwrap_or(0) + 1;
+        p["status"]["containerStatuses"] = json!([{
+            "name": cname, "ready": false, "restartCount": restarts, "started": false,
+            "image": p.pointer("/spec/containers/0/image").cloned().unwrap_or(json!("")),
+            "imageID": "", "containerID": format!("sim://{uid}"),
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off restarting failed container"}},
+            "lastState": {"terminated": terminated},
+        }]);
+        util::set_condition(p, "Ready", "False", "ContainersNotReady", "");
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let Some(pod) = app.store.get("/pods", ns, name).filter(|p| util::uid(p) == uid && !util::is_deleting(p)) else { return };
+    if util::str_at(&pod, "/status/phase") != Some("Running") {
+        return;
+    }
+    if let Err(msg) = start(app.clone(), &pod) {
+        tracing::warn!(pod = %format!("{ns}/{name}"), error = %msg, "restarting container");
+        return;
+    }
+    let now = util::now_rfc3339();
+    let _ = super::modify(app, "/pods", ns, name, Part::Status, |p| {
+        if let Some(c) = p.pointer_mut("/status/containerStatuses/0") {
+            c["state"] = json!({"running": {"startedAt": now}});
+            c["ready"] = json!(true);
+            c["started"] = json!(true);
+        }
+        util::set_condition(p, "Ready", "True", "", "");
+    });
 }
 
 /// GET pods/{name}/log: the captured output; `follow` streams until the pod finishes.
