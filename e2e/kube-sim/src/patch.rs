@@ -508,15 +508,25 @@ pub fn apply(
     ssa_merge(live, &applied, schema);
     let other_refs: Vec<&Value> = others.iter().collect();
     remove_released(live, &prev, &now, &other_refs);
-    managed.retain(|m| !is_mine(m));
-    let mut entry = serde_json::json!({
-        "manager": manager, "operation": "Apply", "apiVersion": live["apiVersion"].clone(),
-        "time": crate::util::now_rfc3339(), "fieldsType": "FieldsV1", "fieldsV1": now,
-    });
-    if let Some(sub) = subresource {
-        entry["subresource"] = Value::from(sub);
+    // An apply that changes nothing must stay a no-op (no new resourceVersion, no watch event):
+    // the manager's entry keeps its place and time unless its field set changed.
+    match managed.iter_mut().find(|m| is_mine(m)) {
+        Some(m) if m["fieldsV1"] == now => {}
+        Some(m) => {
+            m["fieldsV1"] = now;
+            m["time"] = Value::from(crate::util::now_rfc3339());
+        }
+        None => {
+            let mut entry = serde_json::json!({
+                "manager": manager, "operation": "Apply", "apiVersion": live["apiVersion"].clone(),
+                "time": crate::util::now_rfc3339(), "fieldsType": "FieldsV1", "fieldsV1": now,
+            });
+            if let Some(sub) = subresource {
+                entry["subresource"] = Value::from(sub);
+            }
+            managed.push(entry);
+        }
     }
-    managed.push(entry);
     crate::util::ensure_obj(live, &["metadata"]).insert("managedFields".into(), Value::Array(managed));
     Ok(())
 }
@@ -612,6 +622,10 @@ mod tests {
         let mf = live["metadata"]["managedFields"].as_array().unwrap();
         assert_eq!(mf.len(), 2);
         assert!(mf.iter().any(|m| m["manager"] == "m1" && m["fieldsV1"]["f:data"]["f:a"] == json!({})));
+        // Re-applying the same configuration changes nothing at all.
+        let before = live.clone();
+        apply(&mut live, &json!({"data": {"a": "9", "c": "3"}}), "m1", None, None).unwrap();
+        assert_eq!(live, before);
     }
 
     #[test]

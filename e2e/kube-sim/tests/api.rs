@@ -332,9 +332,14 @@ async fn patch_flavours() {
         "a field the manager stopped applying is removed, another manager's stays"
     );
     assert_eq!(o["metadata"]["labels"]["l"], "v");
-    let managers: Vec<&str> =
+    let mut managers: Vec<&str> =
         o["metadata"]["managedFields"].as_array().unwrap().iter().map(|m| m["manager"].as_str().unwrap()).collect();
+    managers.sort();
     assert_eq!(managers, ["other", "t"]);
+    // Re-applying the same configuration is a no-op: same resourceVersion (no reconcile hot loops).
+    let (_, again) = sim.req(Method::PATCH, &format!("{CM}/ssa?fieldManager=t&force=true"), ssa,
+        Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa", "labels": {"l": "v"}}, "data": {"b": "2"}}))).await;
+    assert_eq!(again["metadata"]["resourceVersion"], o["metadata"]["resourceVersion"]);
 }
 
 const CRD: &str = r#"{
