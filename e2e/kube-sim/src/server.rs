@@ -609,7 +609,9 @@ fn watch_handler(app: &Arc<App>, t: &Target, q: &HashMap<String, String>) -> Api
     let as_table = q.contains_key(AS_TABLE);
     let as_meta = q.contains_key(AS_META);
     let timeout = q.get("timeoutSeconds").and_then(|s| s.parse::<u64>().ok()).unwrap_or(1800);
-    let start: Option<u64> = q.get("resourceVersion").and_then(|r| r.parse().ok()).filter(|r| *r > 0);
+    // sendInitialEvents (streaming lists): the current state first, then a marked bookmark.
+    let send_initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
+    let start: Option<u64> = q.get("resourceVersion").and_then(|r| r.parse().ok()).filter(|r| *r > 0).filter(|_| !send_initial);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(256);
     // Synthetic ADDED events for the current state when no resourceVersion is given.
     let (initial, start_rv) = match start {
@@ -649,6 +651,13 @@ fn watch_handler(app: &Arc<App>, t: &Target, q: &HashMap<String, String>) -> Api
         };
         for o in initial {
             if tx.send(Ok(line("ADDED", None, &o))).await.is_err() {
+                return;
+            }
+        }
+        if send_initial {
+            let bm = json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": {
+                "resourceVersion": start_rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
+            if tx.send(Ok(watch_line("BOOKMARK", &bm))).await.is_err() {
                 return;
             }
         }

@@ -238,3 +238,32 @@ async fn metadata_watcher_gets_partial_object_metadata() {
     assert_eq!(seen[0].1.as_deref(), Some("PartialObjectMetadata"));
     task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streaming_list_watcher_gets_initial_events() {
+    let sim = Sim::start();
+    let client = sim.client().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let mk = |n: &str| serde_json::from_value::<ConfigMap>(json!({"metadata": {"name": n}})).unwrap();
+    cms.create(&PostParams::default(), &mk("existing")).await.unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let s2 = seen.clone();
+    let api = cms.clone();
+    let task = tokio::spawn(async move {
+        let mut stream = watcher(api, watcher::Config::default().streaming_lists()).applied_objects().boxed();
+        while let Some(Ok(cm)) = stream.next().await {
+            s2.lock().unwrap().push(cm.name_any());
+        }
+    });
+    let has = |n: &'static str| {
+        let seen = seen.clone();
+        move || {
+            let seen = seen.clone();
+            async move { seen.lock().unwrap().iter().any(|x| x == n).then_some(()) }
+        }
+    };
+    wait_for_async(10, "initial event for 'existing'", has("existing")).await;
+    cms.create(&PostParams::default(), &mk("later")).await.unwrap();
+    wait_for_async(10, "live event for 'later'", has("later")).await;
+    task.abort();
+}
