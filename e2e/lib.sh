@@ -115,6 +115,9 @@ sim_fault() {
     -d "{\"verb\":\"$1\",\"resource\":\"$2\",\"code\":$3,\"count\":${4:-1}$ns}" >/dev/null
 }
 sim_clear_faults() { curl -fsS -X DELETE "$KUBE_SIM_URL/sim/faults" >/dev/null; }
+# sim_restart [DOWN_SECONDS]: in-process restart (watches closed, Job processes killed, 503 while
+# down, state reloaded from the snapshot) without changing the process.
+sim_restart() { curl -fsS -X POST "$KUBE_SIM_URL/sim/restart?downSeconds=${1:-0}" >/dev/null; }
 sim_close_watches() { curl -fsS -X POST "$KUBE_SIM_URL/sim/close-watches" >/dev/null; }
 
 # ---------------------------------------------------------------- operator
