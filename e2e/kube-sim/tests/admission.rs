@@ -45,8 +45,13 @@ async fn webhook_server(calls: Arc<AtomicUsize>) -> (u16, String) {
                         let response = if pod.pointer("/metadata/labels/deny") == Some(&json!("true")) {
                             json!({"uid": uid, "allowed": false, "status": {"code": 403, "message": "pods labelled deny are not welcome"}})
                         } else {
-                            let patch = json!([{"op": "add", "path": "/metadata/labels/mutated", "value": "yes"}]);
-                            let patch = base64::engine::general_purpose::STANDARD.encode(patch.to_string());
+                            let patch = json!([{"op": "add", "path": "/metadata/labels/mutated", "value": "yes"}]).to_string();
+                            // Go's []byte decodes from base64 or from an array of numbers (kube-rs' form).
+                            let patch = if pod.pointer("/metadata/labels/bytes").is_some() {
+                                json!(patch.as_bytes())
+                            } else {
+                                json!(base64::engine::general_purpose::STANDARD.encode(patch))
+                            };
                             json!({"uid": uid, "allowed": true, "patchType": "JSONPatch", "patch": patch})
                         };
                         let out = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response});
@@ -102,6 +107,8 @@ async fn mutating_webhooks_patch_filter_deny_and_honour_failure_policy() {
     assert_eq!(p["metadata"]["labels"]["mutated"], "yes", "the webhook's JSON patch is applied");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 
+    let (code, p) = sim.req(Method::POST, pods, None, Some(pod("as-bytes", json!({"bytes": "1"})))).await;
+    assert_eq!((code, p["metadata"]["labels"]["mutated"].as_str()), (201, Some("yes")), "a patch as a byte array: {p}");
     let (code, p) = sim.req(Method::POST, pods, None, Some(pod("skipped", json!({"skip": "1"})))).await;
     assert_eq!(code, 201);
     assert!(p["metadata"]["labels"].get("mutated").is_none(), "objectSelector excludes the pod");
@@ -109,7 +116,7 @@ async fn mutating_webhooks_patch_filter_deny_and_honour_failure_policy() {
         sim.req(Method::POST, "/api/v1/namespaces/kube-system/pods", None, Some(pod("system", json!({"a": "b"})))).await;
     assert_eq!(code, 201);
     assert!(p["metadata"]["labels"].get("mutated").is_none(), "namespaceSelector excludes kube-system");
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "the webhook was not called for excluded pods");
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "the webhook was not called for excluded pods");
 
     let (code, err) = sim.req(Method::POST, pods, None, Some(pod("denied", json!({"deny": "true"})))).await;
     assert_eq!(code, 403);
