@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -119,6 +118,10 @@ fn server_side_apply_and_wait_for_delete() {
 fn get_watch_streams_changes() {
     require_tool("kubectl");
     let sim = Sim::start();
+    // A sentinel seen in the output shows the watch is established; output goes to a file so it
+    // can be polled while kubectl runs.
+    sim.k(&["create", "configmap", "sentinel"]);
+    let out_path = sim.dir.path().join("watch.out");
     let mut child = Command::new("kubectl")
         .args([
             "get",
@@ -131,22 +134,24 @@ fn get_watch_streams_changes() {
         ])
         .env("KUBECONFIG", &sim.kubeconfig)
         .env("KUBECACHEDIR", sim.dir.path().join("kube-cache"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    let lines = || -> Vec<String> {
+        let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+        out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect()
+    };
+    wait_for(20, "the watch to start", || lines().iter().any(|l| l == "ADDED sentinel").then_some(()));
     sim.k(&["create", "configmap", "watched", "--from-literal=a=b"]);
     sim.k(&["label", "configmap", "watched", "x=y"]);
     sim.k(&["delete", "configmap", "watched"]);
-    std::thread::sleep(Duration::from_millis(700));
+    wait_for(20, "the DELETED event", || lines().iter().any(|l| l == "DELETED watched").then_some(()));
     child.kill().unwrap();
     let _ = child.wait();
-    let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    let lines: Vec<String> = out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    let lines = lines();
     for want in ["ADDED watched", "MODIFIED watched", "DELETED watched"] {
-        assert!(lines.iter().any(|l| l == want), "missing {want:?} in {out}");
+        assert!(lines.iter().any(|l| l == want), "missing {want:?} in {lines:?}");
     }
 }
 
