@@ -57,4 +57,12 @@ diff -r "$SCENARIO_DIR/original-shop-data" "$SCENARIO_DIR/restored/data" || fail
 wait_for 20 "BackupCompleted Event on the PVC" event_exists shop BackupCompleted
 wait_for 20 "BackupRequested Event on the PVC" event_exists shop BackupRequested
 
+# A request while a backup of the same PVC runs is queued, not lost.
+k annotate pvc data -n shop --overwrite backup.datarestor-operator.com/manual-backup=first-of-two >/dev/null
+wait_for 30 "first-of-two started" bash -c "kubectl get tasks -n shop -o 'jsonpath={range .items[*]}{.spec.name}{\"\\n\"}{end}' | grep -qx first-of-two"
+k annotate pvc data -n shop --overwrite backup.datarestor-operator.com/manual-backup=second-of-two >/dev/null
+for name in first-of-two second-of-two; do
+  wait_for 90 "$name completed" bash -c "kubectl get tasks -n shop -o 'jsonpath={range .items[*]}{.spec.name}={.status.phase}{\"\\n\"}{end}' | grep -qx '$name=Completed'"
+done
+
 assert_no_credentials

@@ -46,9 +46,12 @@ freeze_s3 CONT
 start_datarestor
 recovered during-running
 
-# Workload updates fail (injected), so the Task stays in ScalingUp.
-sim_fault update deployments 500 0
+# Once the Job runs, workload updates fail (injected), so the Task stays in ScalingUp.
+freeze_s3 STOP
 k annotate pvc web-data -n shop backup.datarestor-operator.com/manual-backup=during-scaleup >/dev/null
+wait_for 60 "during-scaleup is Running" in_phase web-data Running
+sim_fault update deployments 500 0
+freeze_s3 CONT
 wait_for 90 "during-scaleup is ScalingUp" in_phase web-data ScalingUp
 log "killing the operator while web-data's Task is ScalingUp"
 stop_operator KILL

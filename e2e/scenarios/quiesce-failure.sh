@@ -13,8 +13,11 @@ wait_for 30 "second S3 server" curl -fsS -o /dev/null "http://127.0.0.1:$FROZEN_
 FROZEN="s3:http://127.0.0.1:$FROZEN_PORT/frozen"
 # The primary repository exists already with a password the Config does not know.
 RESTIC_PASSWORD="some-other-password" restic --repo "$REPO" --cache-dir "$SCENARIO_DIR/cli-cache" init >/dev/null
+# autoRestore off: new PVCs would otherwise stay held, since the wrong-password repository cannot
+# be searched for their snapshots (fail closed).
 write_config shop "$(cat <<'YAML'
   stopPods: true
+  autoRestore: false
   selectors:
     - matchNamespaces: [shop]
 YAML

@@ -64,6 +64,13 @@ pub struct ConfigSpec {
     #[serde(default)]
     pub stop_pods: bool,
 
+    /// With stopPods, what a backup does when pods that no Deployment or StatefulSet runs (bare
+    /// pods, DaemonSets, Jobs, other controllers) mount the PVC and so cannot be stopped: `Proceed`
+    /// (back up while they run, with a Warning Event) or `Refuse` (fail the Task). A restore always
+    /// refuses.
+    #[serde(default)]
+    pub unmanaged_pods: UnmanagedPods,
+
     /// Restore PVCs this Config selects from their newest snapshot when they are new.
     #[serde(default = "default_true")]
     pub auto_restore: bool,
@@ -186,6 +193,16 @@ impl ConfigSpec {
     pub fn selects(&self, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
         self.selectors.iter().any(|s| s.matches(namespace, labels))
     }
+}
+
+/// What a stopPods backup does about pods it cannot stop.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum UnmanagedPods {
+    /// Back up while they run, and say so.
+    #[default]
+    Proceed,
+    /// Fail the Task without touching anything.
+    Refuse,
 }
 
 /// What a restore does with files already present in the volume.

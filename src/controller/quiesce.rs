@@ -225,6 +225,36 @@ async fn scale_up_typed<K: Scalable>(
     Ok(outcome)
 }
 
+/// Where a workload stands with respect to one holder.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// The workload no longer exists.
+    Gone,
+    /// The holder is not recorded on it (the scale-down did not happen yet).
+    NotHeld,
+    /// The holder is recorded; `replicas` is what the workload asks for now.
+    Held { replicas: i32 },
+}
+
+/// Whether `holder` holds `workload` down, and its replicas now.
+pub async fn hold(ctx: &Context, namespace: &str, workload: &Workload, holder: &str) -> Result<Hold, Error> {
+    let found = match workload.kind.as_str() {
+        "Deployment" => Api::<Deployment>::namespaced(ctx.client.clone(), namespace)
+            .get_opt(&workload.name)
+            .await?
+            .map(|d| (holders(d.annotations()), d.replicas().unwrap_or(1))),
+        _ => Api::<StatefulSet>::namespaced(ctx.client.clone(), namespace)
+            .get_opt(&workload.name)
+            .await?
+            .map(|s| (holders(s.annotations()), s.replicas().unwrap_or(1))),
+    };
+    Ok(match found {
+        None => Hold::Gone,
+        Some((holders, _)) if !holders.contains(holder) => Hold::NotHeld,
+        Some((_, replicas)) => Hold::Held { replicas },
+    })
+}
+
 /// Brings back every quiesced workload whose holders are all finished or gone: the recovery
 /// after a crash, a deleted Task, or anything else that skipped a scale-up.
 pub async fn recover_orphans(ctx: &Context) -> Result<(), Error> {

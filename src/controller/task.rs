@@ -185,6 +185,10 @@ async fn start(task: &Task, ctx: &Context) -> Result<Action, Error> {
                 drop(starting);
                 return fail(task, ctx, "VolumeInUse", &format!("{message}; a restore never writes under a running app")).await;
             }
+            if resolved.config.spec.unmanaged_pods == crate::api::UnmanagedPods::Refuse {
+                drop(starting);
+                return fail(task, ctx, "VolumeInUse", &format!("{message}; unmanagedPods is Refuse")).await;
+            }
             ctx.event(
                 &task.object_ref(&()),
                 EventType::Warning,
@@ -376,6 +380,23 @@ async fn follow(task: &Task, ctx: &Context) -> Result<Action, Error> {
                 return fail(task, ctx, "NoRepository", &format!("Config has no repository {target}")).await;
             };
             return launch(task, ctx, &resolved, &repository, status).await;
+        }
+        // Finish a scale-down a crash or a failed update interrupted; and notice something else (an
+        // HPA, a GitOps tool re-applying replicas) scaling the workload back up, which would keep
+        // the volume busy forever: say so and give the workload back.
+        let holder = super::quiesce::holder(task);
+        for workload in status.quiesced_workloads.iter().filter_map(|w| w.parse::<super::quiesce::Workload>().ok()) {
+            match super::quiesce::hold(ctx, &namespace, &workload, &holder).await? {
+                super::quiesce::Hold::NotHeld => super::quiesce::scale_down(ctx, &namespace, &workload, &holder).await?,
+                super::quiesce::Hold::Held { replicas } if replicas > 0 => {
+                    let message = format!(
+                        "{workload} was scaled to {replicas} by someone else while DataRestor held it at 0 (an HPA or a GitOps tool managing replicas?); nothing was backed up or restored"
+                    );
+                    ctx.event(&task.object_ref(&()), EventType::Warning, "ScaleDownFought", "ScaleDown", &message).await;
+                    return fail(task, ctx, "ScaleDownFought", &message).await;
+                }
+                _ => {}
+            }
         }
         let waited = status.start_time.as_ref().map_or(0, |t| Timestamp::now().as_second() - t.0.as_second());
         if waited > SCALE_DOWN_TIMEOUT_SECONDS {
