@@ -88,6 +88,11 @@ passed=0
 failed=0
 for name in "${scenarios[@]}"; do
   script="$E2E_DIR/scenarios/$name.sh"
+  # A path to a script also works (benchmarks live in e2e/benches/ and are not run by default).
+  if [ -f "$name" ]; then
+    script="$(cd "$(dirname "$name")" && pwd)/$(basename "$name")"
+    name="$(basename "$name" .sh)"
+  fi
   if [ ! -f "$script" ]; then
     echo "FAIL $name: no such scenario ($script)"
     failed=$((failed + 1))
