@@ -63,7 +63,10 @@ impl ResticRunner {
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
         let code = output.status.code().unwrap_or(-1);
-        Err(ResticError { failure: Failure::classify(code, &format!("{stderr}\n{stdout}")), message: last_lines(&stderr, 3) })
+        Err(ResticError {
+            failure: Failure::classify(code, &format!("{stderr}\n{stdout}")),
+            message: restic::last_lines(&stderr, 3),
+        })
     }
 
     /// Opens the repository, creating it when it does not exist yet. Returns whether it was created.
@@ -101,16 +104,5 @@ impl ResticRunner {
             }
             other => other,
         }
-    }
-}
-
-fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    let start = lines.len().saturating_sub(n);
-    let joined = lines[start..].join(" | ");
-    if joined.is_empty() {
-        "restic failed without a message".into()
-    } else {
-        joined
     }
 }

@@ -148,6 +148,19 @@ pub fn parse_snapshots(output: &str) -> Result<Vec<Snapshot>, serde_json::Error>
     serde_json::from_str(json)
 }
 
+/// The last `n` meaningful lines of restic's output (progress lines dropped), joined for a
+/// one-line message.
+pub fn last_lines(output: &str, n: usize) -> String {
+    let lines: Vec<&str> =
+        output.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("{\"message_type\":\"status\"")).collect();
+    let joined = lines[lines.len().saturating_sub(n)..].join(" | ");
+    if joined.is_empty() {
+        "restic printed nothing".into()
+    } else {
+        joined
+    }
+}
+
 /// Why a restic call failed, from its exit code (restic 0.16+) or its message (older releases
 /// exit 1 for everything).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -113,14 +113,7 @@ pub fn backup_task(
             scheduled_for: slot.map(Time),
         },
     );
-    task.metadata.namespace = Some(namespace);
-    task.metadata.labels = Some(super::task::task_labels(&pvc_name, TaskType::Backup, config));
-    // The PVC owns its Tasks: they go when it goes. Not a controller reference.
-    if let Some(mut owner) = pvc.controller_owner_ref(&()) {
-        owner.controller = None;
-        owner.block_owner_deletion = None;
-        task.metadata.owner_references = Some(vec![owner]);
-    }
+    super::task::place_beside(&mut task, pvc, config);
     Ok(task)
 }
 

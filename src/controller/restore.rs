@@ -14,7 +14,6 @@
 //! Config keeps its data, while a PVC re-created during DR is restored whichever was applied first.
 
 use super::config::create_task;
-use super::task::task_labels;
 use super::Error;
 use crate::annotation::{self, SnapshotRef};
 use crate::api::{snapshot_host, Config, ConfigRef, Repository, RestoreMode, Task, TaskPhase, TaskSpec, TaskTrigger, TaskType};
@@ -144,7 +143,6 @@ pub async fn listings(
 
 /// Builds a restore Task for `pvc`.
 fn restore_task(config: &Config, pvc: &PersistentVolumeClaim, name: &str, spec: RestoreRequest) -> Task {
-    let namespace = pvc.namespace().unwrap_or_default();
     let mut task = Task::new(
         name,
         TaskSpec {
@@ -159,13 +157,7 @@ fn restore_task(config: &Config, pvc: &PersistentVolumeClaim, name: &str, spec: 
             scheduled_for: None,
         },
     );
-    task.metadata.namespace = Some(namespace);
-    task.metadata.labels = Some(task_labels(&pvc.name_any(), TaskType::Restore, config));
-    if let Some(mut owner) = pvc.controller_owner_ref(&()) {
-        owner.controller = None;
-        owner.block_owner_deletion = None;
-        task.metadata.owner_references = Some(vec![owner]);
-    }
+    super::task::place_beside(&mut task, pvc, config);
     task
 }
 

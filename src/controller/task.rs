@@ -42,6 +42,18 @@ pub fn task_labels(pvc: &str, type_: TaskType, config: &Config) -> BTreeMap<Stri
     ])
 }
 
+/// Puts a new Task beside its PVC: same namespace, labels naming it, and the PVC as (non-controller)
+/// owner so its Tasks go when it goes.
+pub fn place_beside(task: &mut Task, pvc: &PersistentVolumeClaim, config: &Config) {
+    task.metadata.namespace = pvc.namespace();
+    task.metadata.labels = Some(task_labels(&pvc.name_any(), task.spec.type_, config));
+    if let Some(mut owner) = pvc.controller_owner_ref(&()) {
+        owner.controller = None;
+        owner.block_owner_deletion = None;
+        task.metadata.owner_references = Some(vec![owner]);
+    }
+}
+
 fn phase_of(task: &Task) -> TaskPhase {
     task.status.as_ref().and_then(|s| s.phase).unwrap_or_default()
 }
@@ -442,7 +454,7 @@ async fn follow(task: &Task, ctx: &Context) -> Result<Action, Error> {
             return retry_after_unlock(task, ctx, &job_name).await;
         }
         let reason = failed.reason.clone().unwrap_or_default();
-        let detail = last_lines(&output, 3);
+        let detail = restic::last_lines(&output, 3);
         let message = match reason.as_str() {
             "DeadlineExceeded" => format!("restic Job {job_name} exceeded its deadline: {detail}"),
             _ => format!("restic Job {job_name} failed ({}): {detail}", failure.reason()),
@@ -513,23 +525,18 @@ async fn last_exit_code(ctx: &Context, namespace: &str, job_name: &str) -> Resul
         .map(|t| t.exit_code))
 }
 
-fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> =
-        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("{\"message_type\":\"status\"")).collect();
-    let joined = lines[lines.len().saturating_sub(n)..].join(" | ");
-    if joined.is_empty() {
-        "no output".into()
-    } else {
-        joined
-    }
-}
-
 async fn complete(task: &Task, ctx: &Context, output: &str) -> Result<Action, Error> {
     let now = Timestamp::now();
     let mut status = task.status.clone().unwrap_or_default();
     if task.spec.type_ == TaskType::Backup {
         let Some(summary) = restic::backup_summary(output) else {
-            return fail(task, ctx, "NoSummary", &format!("restic finished without a summary: {}", last_lines(output, 3))).await;
+            return fail(
+                task,
+                ctx,
+                "NoSummary",
+                &format!("restic finished without a summary: {}", restic::last_lines(output, 3)),
+            )
+            .await;
         };
         status.short_snapshot_id = Some(summary.snapshot_id.chars().take(8).collect());
         status.snapshot_id = Some(summary.snapshot_id);
