@@ -162,30 +162,39 @@ same_tree() {
 # restore_state NAMESPACE PVC
 restore_state() { kubectl get pvc "$2" -n "$1" -o 'jsonpath={.metadata.annotations.backup\.datarestor-operator\.com/restore-state}'; }
 
-# quiesce_apps: a Deployment `web` (2 replicas, ReadWriteMany claim web-data) and a StatefulSet
-# `db` (3 replicas, claims data-db-0..2) in namespace shop.
-quiesce_apps() {
-  k get namespace shop >/dev/null 2>&1 || k create namespace shop >/dev/null
-  kapply >/dev/null <<'YAML'
+# app_on_claim NAMESPACE NAME CLAIM [REPLICAS] [ACCESS_MODE]: a claim, and a Deployment NAME (pods
+# labelled app=NAME) that mounts it at /data; waits until the Deployment is ready.
+app_on_claim() {
+  local ns="$1" name="$2" claim="$3" replicas="${4:-1}" access="${5:-ReadWriteOnce}"
+  k get namespace "$ns" >/dev/null 2>&1 || k create namespace "$ns" >/dev/null
+  kapply >/dev/null <<YAML
 apiVersion: v1
 kind: PersistentVolumeClaim
-metadata: {name: web-data, namespace: shop}
+metadata: {name: $claim, namespace: $ns}
 spec:
-  accessModes: [ReadWriteMany]
+  accessModes: [$access]
   resources: {requests: {storage: 1Gi}}
 ---
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: web, namespace: shop}
+metadata: {name: $name, namespace: $ns}
 spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
+  replicas: $replicas
+  selector: {matchLabels: {app: $name}}
   template:
-    metadata: {labels: {app: web}}
+    metadata: {labels: {app: $name}}
     spec:
-      containers: [{name: web, image: nginx, volumeMounts: [{name: data, mountPath: /data}]}]
-      volumes: [{name: data, persistentVolumeClaim: {claimName: web-data}}]
----
+      containers: [{name: $name, image: busybox, volumeMounts: [{name: data, mountPath: /data}]}]
+      volumes: [{name: data, persistentVolumeClaim: {claimName: $claim}}]
+YAML
+  k wait --for=jsonpath='{.status.readyReplicas}'="$replicas" "deployment/$name" -n "$ns" --timeout=90s >/dev/null
+}
+
+# quiesce_apps: a Deployment `web` (2 replicas, ReadWriteMany claim web-data) and a StatefulSet
+# `db` (3 replicas, claims data-db-0..2) in namespace shop.
+quiesce_apps() {
+  app_on_claim shop web web-data 2 ReadWriteMany
+  kapply >/dev/null <<'YAML'
 apiVersion: apps/v1
 kind: StatefulSet
 metadata: {name: db, namespace: shop}
@@ -203,7 +212,6 @@ spec:
       accessModes: [ReadWriteOnce]
       resources: {requests: {storage: 1Gi}}
 YAML
-  k wait --for=jsonpath='{.status.readyReplicas}'=2 deployment/web -n shop --timeout=90s >/dev/null
   k wait --for=jsonpath='{.status.readyReplicas}'=3 statefulset/db -n shop --timeout=90s >/dev/null
 }
 

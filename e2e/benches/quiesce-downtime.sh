@@ -13,28 +13,7 @@ YAML
 )"
 start_datarestor
 wait_config_ready
-k create namespace shop >/dev/null
-kapply >/dev/null <<'YAML'
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {name: data, namespace: shop}
-spec:
-  accessModes: [ReadWriteOnce]
-  resources: {requests: {storage: 1Gi}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: shop}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: nginx, volumeMounts: [{name: data, mountPath: /data}]}]
-      volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
-YAML
-k wait --for=jsonpath='{.status.readyReplicas}'=1 deployment/web -n shop --timeout=60s >/dev/null
+app_on_claim shop web data
 vol="$(pvc_host_path data shop)"
 for i in $(seq 1 200); do head -c 100000 /dev/urandom >"$vol/file-$i"; done
 

@@ -5,34 +5,15 @@
 source "$E2E_DIR/datarestor.sh"
 install_datarestor
 k create namespace shop >/dev/null
+app_on_claim shop app live
 kapply <<'YAML' >/dev/null
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {name: live, namespace: shop}
-spec:
-  accessModes: [ReadWriteOnce]
-  resources: {requests: {storage: 1Gi}}
----
 apiVersion: v1
 kind: PersistentVolumeClaim
 metadata: {name: idle, namespace: shop}
 spec:
   accessModes: [ReadWriteOnce]
   resources: {requests: {storage: 1Gi}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: app, namespace: shop}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: app}}
-  template:
-    metadata: {labels: {app: app}}
-    spec:
-      containers: [{name: app, image: busybox, volumeMounts: [{name: data, mountPath: /data}]}]
-      volumes: [{name: data, persistentVolumeClaim: {claimName: live}}]
 YAML
-k wait --for=jsonpath='{.status.readyReplicas}'=1 deployment/app -n shop --timeout=60s >/dev/null
 wait_for 20 "idle bound" jp_is Bound pvc idle .status.phase -n shop
 fill_volume shop live
 fill_volume shop idle

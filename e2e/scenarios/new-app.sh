@@ -11,29 +11,8 @@ YAML
 )"
 start_datarestor
 wait_config_ready
-k create namespace shop >/dev/null
-kapply <<'YAML' >/dev/null
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {name: web-data, namespace: shop}
-spec:
-  accessModes: [ReadWriteOnce]
-  resources: {requests: {storage: 1Gi}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: shop}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: nginx, volumeMounts: [{name: data, mountPath: /data}]}]
-      volumes: [{name: data, persistentVolumeClaim: {claimName: web-data}}]
-YAML
 start=$SECONDS
-k wait --for=jsonpath='{.status.readyReplicas}'=1 deployment/web -n shop --timeout=60s >/dev/null
+app_on_claim shop web web-data
 log "app ready after $((SECONDS - start))s"
 assert_eq Released "$(restore_state shop web-data)" "restore state"
 assert_contains "$(kubectl get pvc web-data -n shop -o 'jsonpath={.metadata.annotations.backup\.datarestor-operator\.com/restore-message}')" "no snapshot of shop-web-data" "why it was released"
