@@ -21,3 +21,12 @@ e2e:
 
 ## Everything CI checks: formatting, lints, unit and integration tests, end-to-end scenarios.
 test: fmt lint unit e2e
+
+## The quick start's story on a simulated cluster (keeps running until Ctrl-C).
+demo:
+	bash e2e/demo.sh
+
+## Benchmarks: figures only, nothing asserted about time.
+bench:
+	bash e2e/run.sh e2e/benches/quiesce-downtime.sh
+	$(CARGO) run --release -p kube-sim --bin kube-sim-bench
