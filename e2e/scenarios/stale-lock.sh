@@ -42,6 +42,8 @@ wait_for 120 "backup after-crash" bash -c "kubectl get tasks -n shop -o 'jsonpat
 task="$(kubectl get tasks -n shop -o 'jsonpath={range .items[?(@.spec.name=="after-crash")]}{.metadata.name}{end}')"
 assert_eq 2 "$(jp task "$task" .status.attempts -n shop)" "the Task needed a second Job"
 wait_for 20 "StaleLockRemoved Event" event_exists shop StaleLockRemoved
-assert_eq 0 "$(locks)" "no lock left behind"
+# The operator's own short restic calls hold brief non-exclusive locks; a stale one would stay.
+no_locks() { [ "$(locks)" = 0 ]; }
+wait_for 20 "no lock left behind" no_locks
 count="$(restic_cli snapshots --json --tag name=after-crash | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
 assert_eq 1 "$count" "snapshot after-crash exists"
