@@ -3,6 +3,16 @@
 RESTIC_PASSWORD_VALUE="e2e-restic-password-$RANDOM$RANDOM"
 export REPO="s3:$S3_ENDPOINT/$S3_BUCKET"
 
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_s3 NAME PORT: one more moto S3 server for this scenario, its pid in $SCENARIO_DIR/NAME.pid
+# (run.sh stops it); in memory, so a restart starts empty.
+start_s3() {
+  moto_server -H 127.0.0.1 -p "$2" >>"$SCENARIO_DIR/$1.log" 2>&1 &
+  echo $! >"$SCENARIO_DIR/$1.pid"
+  wait_for 30 "S3 server $1" curl -fsS -o /dev/null "http://127.0.0.1:$2"
+}
+
 # install_datarestor: the CRDs, and the Secret the Config reads its credentials from.
 install_datarestor() {
   k apply -f "$ROOT/config/crd/bases" >/dev/null
@@ -72,7 +82,7 @@ fill_volume() {
 # start_datarestor [ARGS...]: the operator with short intervals suited to tests
 # (RESTIC_TIMEOUT and JOB_DEADLINE override the time limits).
 start_datarestor() {
-  [ -n "${WEBHOOK_PORT:-}" ] || WEBHOOK_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  [ -n "${WEBHOOK_PORT:-}" ] || WEBHOOK_PORT="$(free_port)"
   start_operator --webhook-listen "127.0.0.1:$WEBHOOK_PORT" --webhook-url "https://127.0.0.1:$WEBHOOK_PORT" --restic-cache "$SCENARIO_DIR/restic-cache" --repository-check-seconds 5 --retry-seconds 2 \
     --restic-timeout-seconds "${RESTIC_TIMEOUT:-60}" --job-deadline-seconds "${JOB_DEADLINE:-120}" "$@"
 }

@@ -5,11 +5,8 @@
 
 source "$E2E_DIR/datarestor.sh"
 install_datarestor
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 FROZEN_PORT="$(free_port)"
-moto_server -H 127.0.0.1 -p "$FROZEN_PORT" >>"$SCENARIO_DIR/frozen-s3.log" 2>&1 &
-echo $! >"$SCENARIO_DIR/frozen-s3.pid"
-wait_for 30 "second S3 server" curl -fsS -o /dev/null "http://127.0.0.1:$FROZEN_PORT"
+start_s3 frozen-s3 "$FROZEN_PORT"
 FROZEN="s3:http://127.0.0.1:$FROZEN_PORT/frozen"
 # The primary repository exists already with a password the Config does not know.
 RESTIC_PASSWORD="some-other-password" restic --repo "$REPO" --cache-dir "$SCENARIO_DIR/cli-cache" init >/dev/null

@@ -4,14 +4,8 @@
 
 source "$E2E_DIR/datarestor.sh"
 install_datarestor
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 OUTAGE_PORT="$(free_port)"
-start_outage_s3() {
-  moto_server -H 127.0.0.1 -p "$OUTAGE_PORT" >>"$SCENARIO_DIR/outage-s3.log" 2>&1 &
-  echo $! >"$SCENARIO_DIR/outage-s3.pid"
-  wait_for 30 "outage S3 server" curl -fsS -o /dev/null "http://127.0.0.1:$OUTAGE_PORT"
-}
-start_outage_s3
+start_s3 outage-s3 "$OUTAGE_PORT"
 PRIMARY="s3:http://127.0.0.1:$OUTAGE_PORT/primary"
 write_config shop "$(cat <<'YAML'
   selectors:
@@ -50,7 +44,7 @@ count="$(restic_cli snapshots --json --tag name=during-outage | python3 -c 'impo
 assert_eq 1 "$count" "backup to the healthy repository during the outage"
 
 log "starting the primary's S3 server again"
-start_outage_s3
+start_s3 outage-s3 "$OUTAGE_PORT"
 wait_for 90 "primary ready again" bash -c "[ \"\$(kubectl get config backup -n backup-system -o 'jsonpath={.status.repositories[?(@.target==\"$PRIMARY\")].ready}')\" = true ]"
 wait_config_ready 30
 kill "$(cat "$SCENARIO_DIR/outage-s3.pid")" 2>/dev/null || true

@@ -6,12 +6,6 @@
 
 source "$E2E_DIR/datarestor.sh"
 install_datarestor
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start_s3() { # NAME PORT
-  moto_server -H 127.0.0.1 -p "$2" >>"$SCENARIO_DIR/$1.log" 2>&1 &
-  echo $! >"$SCENARIO_DIR/$1.pid"
-  wait_for 30 "S3 server $1" curl -fsS -o /dev/null "http://127.0.0.1:$2"
-}
 FIRST_PORT="$(free_port)"
 SECOND_PORT="$(free_port)"
 start_s3 first "$FIRST_PORT"

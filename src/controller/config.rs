@@ -127,7 +127,7 @@ pub async fn create_task(ctx: &Context, task: &crate::api::Task) -> Result<bool,
     }
 }
 
-fn is_already_exists(error: &kube::Error) -> bool {
+pub fn is_already_exists(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.reason == "AlreadyExists" || status.code == 409)
 }
 

@@ -22,8 +22,8 @@ use crate::credentials;
 use crate::naming;
 use crate::restic::Snapshot;
 use crate::restore::{self, Found};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::api::{ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
@@ -90,23 +90,8 @@ async fn set_state(
 
 /// Pods (not finished, not being deleted) that mount the PVC and are scheduled, i.e. not held.
 pub async fn pods_using(ctx: &Context, pvc: &PersistentVolumeClaim) -> Result<Vec<String>, Error> {
-    let pods =
-        Api::<Pod>::namespaced(ctx.client.clone(), &pvc.namespace().unwrap_or_default()).list(&ListParams::default()).await?;
-    Ok(pods
-        .items
-        .into_iter()
-        .filter(|pod| {
-            let spec = pod.spec.as_ref();
-            let mounts = spec.and_then(|s| s.volumes.as_ref()).is_some_and(|volumes| {
-                volumes.iter().any(|v| v.persistent_volume_claim.as_ref().is_some_and(|c| c.claim_name == pvc.name_any()))
-            });
-            let scheduled = spec.and_then(|s| s.node_name.as_ref()).is_some();
-            let finished = matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
-            let ours = pod.labels().get(crate::job::MANAGED_BY_LABEL).map(String::as_str) == Some(crate::job::MANAGED_BY);
-            mounts && scheduled && !finished && !ours && pod.metadata.deletion_timestamp.is_none()
-        })
-        .map(|pod| pod.name_any())
-        .collect())
+    let pods = super::quiesce::pods_mounting(ctx, &pvc.namespace().unwrap_or_default(), &pvc.name_any()).await?;
+    Ok(pods.into_iter().filter(|pod| pod.metadata.deletion_timestamp.is_none()).map(|pod| pod.name_any()).collect())
 }
 
 /// Each repository's listing of `host` (or why it could not be listed), in priority order.

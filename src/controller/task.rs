@@ -278,7 +278,7 @@ async fn launch(
     let job_name = job.metadata.name.clone().ok_or(Error::MissingField("job name"))?;
     match Api::<Job>::namespaced(ctx.client.clone(), &namespace).create(&PostParams::default(), &job).await {
         Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.reason == "AlreadyExists" => {}
+        Err(e) if super::config::is_already_exists(&e) => {}
         Err(e) => return Err(e.into()),
     }
 
@@ -363,14 +363,8 @@ async fn node_using(ctx: &Context, namespace: &str, pvc: &PersistentVolumeClaim)
     if !single_node {
         return Ok(None);
     }
-    let pods = Api::<Pod>::namespaced(ctx.client.clone(), namespace).list(&ListParams::default()).await?;
-    Ok(pods.items.into_iter().find_map(|pod| {
-        let spec = pod.spec?;
-        let mounts = spec.volumes.unwrap_or_default().iter().any(|v| {
-            v.persistent_volume_claim.as_ref().is_some_and(|c| Some(c.claim_name.as_str()) == pvc.metadata.name.as_deref())
-        });
-        (mounts && pod.metadata.deletion_timestamp.is_none()).then_some(spec.node_name).flatten()
-    }))
+    let pods = super::quiesce::pods_mounting(ctx, namespace, &pvc.name_any()).await?;
+    Ok(pods.into_iter().filter(|pod| pod.metadata.deletion_timestamp.is_none()).find_map(|pod| pod.spec?.node_name))
 }
 
 /// How long a scale-down may take before the Task gives up (and scales back up).
