@@ -73,18 +73,19 @@ pub struct JobInputs<'a> {
 const RESTORE_SCRIPT: &str = r#"set -eu
 mode="$1"; shift
 stage=/data/.datarestor-restore
-not_empty() { [ -n "$(ls -A /data 2>/dev/null | grep -v '^\.datarestor-restore$')" ]; }
+# lost+found (a fresh ext4/xfs volume has one) and the staging directory are not data.
+entries() { dir="$1"; shift; find "$dir" -mindepth 1 -maxdepth 1 ! -name .datarestor-restore ! -name lost+found "$@"; }
 case "$mode" in
   IfEmpty)
-    if not_empty; then echo "datarestor: /data holds data and the restore mode is IfEmpty; nothing was changed" >&2; exit 3; fi
+    if [ -n "$(entries /data | head -n 1)" ]; then echo "datarestor: /data holds data and the restore mode is IfEmpty; nothing was changed" >&2; exit 3; fi
     exec restic "$@" ;;
   Merge)
     exec restic "$@" ;;
   Clean)
     rm -rf "$stage"; mkdir -p "$stage"
     restic "$@"
-    find /data -mindepth 1 -maxdepth 1 ! -name .datarestor-restore -exec rm -rf -- {} +
-    if [ -d "$stage/data" ]; then find "$stage/data" -mindepth 1 -maxdepth 1 -exec mv -- {} /data/ \; ; fi
+    entries /data -exec rm -rf -- {} +
+    if [ -d "$stage/data" ]; then entries "$stage/data" -exec mv -- {} /data/ \; ; fi
     rm -rf "$stage" ;;
   *) echo "datarestor: unknown restore mode $mode" >&2; exit 2 ;;
 esac
@@ -207,11 +208,13 @@ pub fn job_name(task_name: &str, attempt: u32) -> String {
 }
 
 /// restic reads every file (backup) and restores owners and modes (restore), so it runs as root,
-/// but with only the capabilities that needs and nothing else.
+/// but with only the capabilities that needs and nothing else. All of them are in Pod Security
+/// `baseline`'s allowed set (DAC_OVERRIDE reads any file and searches any directory; the volume
+/// is mounted read-only for backups), so the Jobs run in `baseline` namespaces.
 fn container_security(backup: bool) -> SecurityContext {
-    let mut add = vec!["DAC_READ_SEARCH".to_owned()];
+    let mut add = vec!["DAC_OVERRIDE".to_owned()];
     if !backup {
-        add.extend(["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"].map(String::from));
+        add.extend(["CHOWN", "FOWNER", "FSETID"].map(String::from));
     }
     SecurityContext {
         run_as_user: Some(0),

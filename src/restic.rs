@@ -13,6 +13,10 @@ pub const CACHE_DIR: &str = "/cache";
 /// swap is a rename and a failed download never costs the existing data.
 pub const RESTORE_STAGING_DIR: &str = "/data/.datarestor-restore";
 
+/// What a fresh ext4/xfs filesystem holds before anyone writes: metadata, not data. Never backed
+/// up, never counted when asking whether a volume is empty, never removed by a restore.
+pub const FILESYSTEM_METADATA: &str = "lost+found";
+
 /// One restic operation against one repository.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command<'a> {
@@ -51,8 +55,10 @@ pub fn args(repository: &str, command: &Command<'_>) -> Vec<String> {
             }
         }
         Command::Backup { host, name } => {
-            // A failed Clean restore may leave its staging directory behind; it is not data.
-            push(&["backup", DATA_PATH, "--json", "--host", host, "--exclude", RESTORE_STAGING_DIR]);
+            // A failed Clean restore may leave its staging directory behind; it is not data, and
+            // neither is the filesystem's own lost+found.
+            let metadata = format!("{DATA_PATH}/{FILESYSTEM_METADATA}");
+            push(&["backup", DATA_PATH, "--json", "--host", host, "--exclude", RESTORE_STAGING_DIR, "--exclude", &metadata]);
             if let Some(name) = name {
                 push(&["--tag", &name_tag(name)]);
             }
@@ -268,7 +274,17 @@ mod tests {
             ),
             (
                 Command::Backup { host: "prod-db", name: None },
-                with_tail(&["backup", "/data", "--json", "--host", "prod-db", "--exclude", "/data/.datarestor-restore"]),
+                with_tail(&[
+                    "backup",
+                    "/data",
+                    "--json",
+                    "--host",
+                    "prod-db",
+                    "--exclude",
+                    "/data/.datarestor-restore",
+                    "--exclude",
+                    "/data/lost+found",
+                ]),
             ),
             (Command::Restore { snapshot_id: "4dc1094c", target: "/" }, with_tail(&["restore", "4dc1094c", "--target", "/"])),
             (

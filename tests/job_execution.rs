@@ -223,3 +223,30 @@ fn if_empty_restore_refuses_a_volume_with_data() {
     assert!(output.status.success(), "restore failed: {}", stderr(&output));
     assert_eq!(read_tree(&empty), read_tree(&sandbox.volume("source")));
 }
+
+/// A fresh ext4/xfs volume holds `lost+found`: it is filesystem metadata, not data. It is not backed
+/// up, an IfEmpty restore treats such a volume as empty, and no restore mode removes it.
+#[test]
+fn lost_and_found_is_not_data() {
+    let sandbox = Sandbox::new("lost-found");
+    write_tree(&sandbox.volume("source"), &[("lost+found/#1234", "fsck leftovers")]);
+    let id = backup(&sandbox, FILES);
+    let listing = Command::new("restic")
+        .args(["ls", "--json", &id, "--repo", &sandbox.repository])
+        .env("RESTIC_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&listing.stdout).contains("lost+found"), "lost+found was backed up");
+
+    for mode in [RestoreMode::IfEmpty, RestoreMode::Clean, RestoreMode::Merge] {
+        let fresh = sandbox.volume(&format!("fresh-{mode:?}"));
+        std::fs::create_dir(fresh.join("lost+found")).unwrap();
+        let output = restore(&sandbox, &id, mode, &fresh);
+        assert!(output.status.success(), "{mode:?} restore onto a fresh filesystem failed: {}", stderr(&output));
+        let tree = read_tree(&fresh);
+        for (path, content) in FILES {
+            assert_eq!(tree.get(*path).map(String::as_str), Some(*content), "{mode:?}: {path}");
+        }
+        assert!(fresh.join("lost+found").is_dir(), "{mode:?} removed lost+found");
+    }
+}
