@@ -3,14 +3,18 @@
 RESTIC_PASSWORD_VALUE="e2e-restic-password-$RANDOM$RANDOM"
 export REPO="s3:$S3_ENDPOINT/$S3_BUCKET"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$S3_HOST"; }
+
+# The apps' container: on kube-sim any image "runs"; on the real cluster the image built for the
+# suite, with a process that stops at once on SIGTERM, as a well-behaved app does.
+APP_CONTAINER="image: \"$APP_IMAGE\", imagePullPolicy: IfNotPresent, command: [sh, -c, 'trap \"exit 0\" TERM; sleep 1000000 & wait']"
 
 # start_s3 NAME PORT: one more moto S3 server for this scenario, its pid in $SCENARIO_DIR/NAME.pid
 # (run.sh stops it); in memory, so a restart starts empty.
 start_s3() {
-  moto_server -H 127.0.0.1 -p "$2" >>"$SCENARIO_DIR/$1.log" 2>&1 &
+  moto_server -H "$S3_HOST" -p "$2" >>"$SCENARIO_DIR/$1.log" 2>&1 &
   echo $! >"$SCENARIO_DIR/$1.pid"
-  wait_for 30 "S3 server $1" curl -fsS -o /dev/null "http://127.0.0.1:$2"
+  wait_for 30 "S3 server $1" curl -fsS -o /dev/null "http://$S3_HOST:$2"
 }
 
 # install_datarestor: the CRDs, and the Secret the Config reads its credentials from.
@@ -82,6 +86,11 @@ fill_volume() {
 # start_datarestor [ARGS...]: the operator with short intervals suited to tests
 # (RESTIC_TIMEOUT and JOB_DEADLINE override the time limits).
 start_datarestor() {
+  if on_real_cluster; then
+    start_operator --repository-check-seconds=5 --retry-seconds=2 --restic-timeout-seconds="${RESTIC_TIMEOUT:-60}" \
+      --job-deadline-seconds="${JOB_DEADLINE:-120}" "$@"
+    return
+  fi
   [ -n "${WEBHOOK_PORT:-}" ] || WEBHOOK_PORT="$(free_port)"
   start_operator --webhook-listen "127.0.0.1:$WEBHOOK_PORT" --webhook-url "https://127.0.0.1:$WEBHOOK_PORT" --restic-cache "$SCENARIO_DIR/restic-cache" --repository-check-seconds 5 --retry-seconds 2 \
     --restic-timeout-seconds "${RESTIC_TIMEOUT:-60}" --job-deadline-seconds "${JOB_DEADLINE:-120}" "$@"
@@ -127,6 +136,7 @@ restic_cli() {
 # the operator's log (Secrets hold them, by design; the Config spec holds what the user wrote).
 assert_no_credentials() {
   local dump="$SCENARIO_DIR/objects.yaml" value
+  if on_real_cluster; then save_operator_log; fi
   {
     kubectl get tasks,jobs,pods,pvc -A -o yaml
     kubectl get events -A -o yaml
@@ -194,7 +204,7 @@ spec:
   template:
     metadata: {labels: {app: $name}}
     spec:
-      containers: [{name: $name, image: busybox, volumeMounts: [{name: data, mountPath: /data}]}]
+      containers: [{name: $name, $APP_CONTAINER, volumeMounts: [{name: data, mountPath: /data}]}]
       volumes: [{name: data, persistentVolumeClaim: {claimName: $claim}}]
 YAML
   k wait --for=jsonpath='{.status.readyReplicas}'="$replicas" "deployment/$name" -n "$ns" --timeout=90s >/dev/null
@@ -204,7 +214,7 @@ YAML
 # `db` (3 replicas, claims data-db-0..2) in namespace shop.
 quiesce_apps() {
   app_on_claim shop web web-data 2 ReadWriteMany
-  kapply >/dev/null <<'YAML'
+  kapply >/dev/null <<YAML
 apiVersion: apps/v1
 kind: StatefulSet
 metadata: {name: db, namespace: shop}
@@ -215,7 +225,7 @@ spec:
   template:
     metadata: {labels: {app: db}}
     spec:
-      containers: [{name: db, image: postgres, volumeMounts: [{name: data, mountPath: /data}]}]
+      containers: [{name: db, $APP_CONTAINER, volumeMounts: [{name: data, mountPath: /data}]}]
   volumeClaimTemplates:
   - metadata: {name: data}
     spec:

@@ -40,7 +40,10 @@ assert_contains() {
   esac
 }
 
-# k ...: kubectl against the scenario's kube-sim (KUBECONFIG is exported).
+# on_real_cluster: the scenario runs on the real cluster (E2E_CLUSTER=real), not on kube-sim.
+on_real_cluster() { [ "${E2E_CLUSTER:-sim}" = real ]; }
+
+# k ...: kubectl against the scenario's cluster (KUBECONFIG is exported).
 k() { kubectl --request-timeout=30s "$@"; }
 
 # kapply: kubectl apply -f - (manifest on stdin).
@@ -151,9 +154,9 @@ operator_running() {
 start_own_s3() {
   local port
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-  moto_server -H 127.0.0.1 -p "$port" >>"$SCENARIO_DIR/own-s3.log" 2>&1 &
+  moto_server -H "$S3_HOST" -p "$port" >>"$SCENARIO_DIR/own-s3.log" 2>&1 &
   echo $! >"$SCENARIO_DIR/own-s3.pid"
-  export S3_ENDPOINT="http://127.0.0.1:$port"
+  export S3_ENDPOINT="http://$S3_HOST:$port"
   wait_for 30 "private moto server" curl -fsS -o /dev/null "$S3_ENDPOINT"
 }
 
@@ -163,3 +166,10 @@ stop_own_s3() {
   kill "$pid" 2>/dev/null || true
   rm -f "$SCENARIO_DIR/own-s3.pid"
 }
+
+# On the real cluster the operator is a pod installed by the chart: real.sh replaces the helpers above
+# that start and stop it, and those that only kube-sim has.
+if on_real_cluster; then
+  # shellcheck source=real.sh
+  source "$E2E_DIR/real.sh"
+fi

@@ -34,6 +34,7 @@ fn kustomize_default_renders_the_whole_install() {
             "CustomResourceDefinition/configs.backup.datarestor-operator.com",
             "CustomResourceDefinition/tasks.backup.datarestor-operator.com",
             "Deployment/datarestor-operator",
+            "MutatingWebhookConfiguration/datarestor-restore-gate",
             "Namespace/datarestor-operator-system",
             "Service/datarestor-operator",
             "ServiceAccount/datarestor-operator",

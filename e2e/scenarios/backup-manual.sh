@@ -14,7 +14,7 @@ fill_volume shop data
 start_datarestor
 wait_config_ready
 # An app keeps the ReadWriteOnce volume mounted on its node: the Job must run there.
-kapply >/dev/null <<'YAML'
+kapply >/dev/null <<YAML
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: app, namespace: shop}
@@ -24,7 +24,7 @@ spec:
   template:
     metadata: {labels: {run: app}}
     spec:
-      containers: [{name: app, image: busybox, volumeMounts: [{name: data, mountPath: /data}]}]
+      containers: [{name: app, $APP_CONTAINER, volumeMounts: [{name: data, mountPath: /data}]}]
       volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
 YAML
 k wait --for=jsonpath='{.status.readyReplicas}'=1 deployment/app -n shop --timeout=60s >/dev/null

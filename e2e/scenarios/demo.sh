@@ -1,4 +1,5 @@
 # demo: the README's first command tells the whole story end to end (and exits, here).
+# e2e-stage: kube-sim only: e2e/demo.sh starts its own kube-sim
 
 bash "$E2E_DIR/demo.sh" --exit >"$SCENARIO_DIR/demo.out" 2>&1 || { tail -30 "$SCENARIO_DIR/demo.out" >&2; fail "e2e/demo.sh failed"; }
 out="$(cat "$SCENARIO_DIR/demo.out")"

@@ -6,6 +6,9 @@
 # e2e-timeout: 420
 
 source "$E2E_DIR/datarestor.sh"
+# block-volume-dr runs this scenario with STORAGE_CLASS=ext4.
+CLASS_LINE=""
+[ -z "${STORAGE_CLASS:-}" ] || CLASS_LINE="storageClassName: $STORAGE_CLASS"
 install_datarestor
 config_yaml() {
   write_config shop "$(cat <<'YAML'
@@ -18,11 +21,12 @@ YAML
 }
 apps_yaml() {
   k get namespace shop >/dev/null 2>&1 || k create namespace shop >/dev/null
-  kapply >/dev/null <<'YAML'
+  kapply >/dev/null <<YAML
 apiVersion: v1
 kind: PersistentVolumeClaim
 metadata: {name: web-data, namespace: shop}
 spec:
+  $CLASS_LINE
   accessModes: [ReadWriteOnce]
   resources: {requests: {storage: 1Gi}}
 ---
@@ -35,7 +39,7 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec:
-      containers: [{name: web, image: nginx, volumeMounts: [{name: data, mountPath: /usr/share/nginx/html}]}]
+      containers: [{name: web, $APP_CONTAINER, volumeMounts: [{name: data, mountPath: /usr/share/nginx/html}]}]
       volumes: [{name: data, persistentVolumeClaim: {claimName: web-data}}]
 ---
 apiVersion: apps/v1
@@ -48,10 +52,11 @@ spec:
   template:
     metadata: {labels: {app: db}}
     spec:
-      containers: [{name: db, image: postgres, volumeMounts: [{name: data, mountPath: /var/lib/postgresql/data}]}]
+      containers: [{name: db, $APP_CONTAINER, volumeMounts: [{name: data, mountPath: /var/lib/postgresql/data}]}]
   volumeClaimTemplates:
   - metadata: {name: data}
     spec:
+      $CLASS_LINE
       accessModes: [ReadWriteOnce]
       resources: {requests: {storage: 1Gi}}
 YAML

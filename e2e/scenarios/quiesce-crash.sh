@@ -2,6 +2,7 @@
 # ScalingUp; after each restart every workload returns to its original replicas and no Task is
 # left unfinished.
 # e2e-timeout: 420
+# e2e-stage: kube-sim only: it injects API errors (sim_fault) and restarts the API server
 
 export KUBE_SIM_POD_GRACE=4 # pods take a while to go, so ScalingDown lasts long enough to crash in
 restart_kube_sim
@@ -18,7 +19,7 @@ wait_config_ready
 quiesce_apps
 phase_of() { kubectl get tasks -n shop -l "backup.datarestor-operator.com/pvc=$1" -o 'jsonpath={.items[*].status.phase}'; }
 in_phase() { phase_of "$1" | grep -qw "$2"; }
-freeze_s3() { kill -"$1" "$(pgrep -f "moto_server -H 127.0.0.1 -p ${S3_ENDPOINT##*:}" | head -1)"; }
+freeze_s3() { kill -"$1" "$(pgrep -f "moto_server -H $S3_HOST -p ${S3_ENDPOINT##*:}" | head -1)"; }
 
 crash_in() { # PVC PHASE NAME
   k annotate pvc "$1" -n shop "backup.datarestor-operator.com/manual-backup=$3" >/dev/null

@@ -7,7 +7,7 @@ source "$E2E_DIR/datarestor.sh"
 install_datarestor
 FROZEN_PORT="$(free_port)"
 start_s3 frozen-s3 "$FROZEN_PORT"
-FROZEN="s3:http://127.0.0.1:$FROZEN_PORT/frozen"
+FROZEN="s3:http://$S3_HOST:$FROZEN_PORT/frozen"
 # The primary repository exists already with a password the Config does not know.
 RESTIC_PASSWORD="some-other-password" restic --repo "$REPO" --cache-dir "$SCENARIO_DIR/cli-cache" init >/dev/null
 # autoRestore off: new PVCs would otherwise stay held, since the wrong-password repository cannot

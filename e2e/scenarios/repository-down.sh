@@ -6,7 +6,7 @@ source "$E2E_DIR/datarestor.sh"
 install_datarestor
 OUTAGE_PORT="$(free_port)"
 start_s3 outage-s3 "$OUTAGE_PORT"
-PRIMARY="s3:http://127.0.0.1:$OUTAGE_PORT/primary"
+PRIMARY="s3:http://$S3_HOST:$OUTAGE_PORT/primary"
 write_config shop "$(cat <<'YAML'
   selectors:
     - matchLabels: {app: my-app}

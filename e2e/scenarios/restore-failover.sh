@@ -10,8 +10,8 @@ FIRST_PORT="$(free_port)"
 SECOND_PORT="$(free_port)"
 start_s3 first "$FIRST_PORT"
 start_s3 second "$SECOND_PORT"
-FIRST="s3:http://127.0.0.1:$FIRST_PORT/first"
-SECOND="s3:http://127.0.0.1:$SECOND_PORT/second"
+FIRST="s3:http://$S3_HOST:$FIRST_PORT/first"
+SECOND="s3:http://$S3_HOST:$SECOND_PORT/second"
 REPO="$SECOND" # restic_cli looks at the second repository
 
 kapply >/dev/null <<YAML
@@ -39,7 +39,7 @@ backup_named shop data "2|only-in-second"
 assert_eq 0 "$(RESTIC_PASSWORD="$RESTIC_PASSWORD_VALUE" restic --repo "$FIRST" --cache-dir "$SCENARIO_DIR/cli-cache" snapshots --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" "the first repository has no snapshot"
 
 app() {
-  kapply >/dev/null <<'YAML'
+  kapply >/dev/null <<YAML
 apiVersion: v1
 kind: PersistentVolumeClaim
 metadata: {name: data, namespace: shop}
@@ -51,7 +51,7 @@ apiVersion: v1
 kind: Pod
 metadata: {name: app, namespace: shop}
 spec:
-  containers: [{name: app, image: busybox, volumeMounts: [{name: data, mountPath: /data}]}]
+  containers: [{name: app, $APP_CONTAINER, volumeMounts: [{name: data, mountPath: /data}]}]
   volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
 YAML
 }

@@ -1,5 +1,6 @@
 # kube-sim + restic + S3 plumbing: Jobs run the real restic under bubblewrap with their PVC mounted
 # and credentials from a Secret; a backup of one claim restored into another must be identical.
+# e2e-stage: kube-sim only: it tests kube-sim's own Job runner
 
 repo="s3:$S3_ENDPOINT/$S3_BUCKET/sim-restic"
 kubectl create secret generic restic-creds \

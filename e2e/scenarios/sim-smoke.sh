@@ -1,6 +1,7 @@
 # kube-sim smoke test: a Deployment with a PVC, a StatefulSet with a volumeClaimTemplate, and a Job
 # that writes into the PVC; the file must appear in the volume's host directory and the Job's
 # output must be readable with kubectl logs.
+# e2e-stage: kube-sim only: it tests kube-sim itself
 
 kapply <<'YAML'
 apiVersion: v1

@@ -1,0 +1,108 @@
+# The real-cluster side of the scenario helpers: sourced by lib.sh when E2E_CLUSTER=real, it replaces
+# the helpers that start and stop the operator. On the real cluster the operator is a pod, installed
+# by its Helm chart from the image run.sh built, under the chart's ServiceAccount and ClusterRole.
+# Expects KUBECONFIG (the cluster's admin), HELM, OPERATOR_IMAGE_TAG and the e2e/cluster/env.sh values.
+
+OPERATOR_NAMESPACE="datarestor-system"
+OPERATOR_RELEASE="datarestor"
+OPERATOR_SELECTOR="app.kubernetes.io/name=datarestor-operator"
+
+# operator_namespace: the operator's namespace, Pod Security `restricted` as a careful admin sets it.
+operator_namespace() {
+  kubectl get namespace "$OPERATOR_NAMESPACE" >/dev/null 2>&1 && return 0
+  kubectl create namespace "$OPERATOR_NAMESPACE" >/dev/null
+  kubectl label namespace "$OPERATOR_NAMESPACE" pod-security.kubernetes.io/enforce=restricted \
+    pod-security.kubernetes.io/warn=restricted >/dev/null
+}
+
+# helm_install ARGS...: helm upgrade --install of the chart with the image built for this run, the
+# Jobs' restic image, and `datarestor-operator run` flags ARGS.
+helm_install() {
+  local values="$SCENARIO_DIR/values.yaml" arg
+  {
+    echo "image: {repository: $OPERATOR_IMAGE_REPO, tag: $OPERATOR_IMAGE_TAG, pullPolicy: IfNotPresent}"
+    echo "resticImage: $RESTIC_IMAGE_REF"
+    echo "logFormat: text"
+    echo "extraArgs:"
+    for arg in "$@"; do echo "  - \"$arg\""; done
+  } >"$values"
+  operator_namespace
+  "$HELM" upgrade --install "$OPERATOR_RELEASE" "$ROOT/charts/datarestor-operator" -n "$OPERATOR_NAMESPACE" \
+    -f "$values" --force-conflicts --wait --timeout 120s >>"$SCENARIO_DIR/helm.log" 2>&1 || {
+    kubectl get pods -n "$OPERATOR_NAMESPACE" -o wide >&2 || true
+    fail "helm upgrade --install failed (helm.log: $(tail -2 "$SCENARIO_DIR/helm.log" | tr '\n' ' '))"
+  }
+}
+
+# operator_pod: the name of the running operator pod, if any.
+operator_pod() {
+  kubectl get pods -n "$OPERATOR_NAMESPACE" -l "$OPERATOR_SELECTOR" \
+    -o 'jsonpath={range .items[?(@.status.phase=="Running")]}{.metadata.name}{"\n"}{end}' 2>/dev/null | head -1
+}
+
+# save_operator_log: appends the operator pod's log to $SCENARIO_DIR/operator.log (the pod and its
+# log go away when it is stopped, so this runs before every stop and after each scenario).
+save_operator_log() {
+  local pod
+  pod="$(operator_pod)"
+  [ -n "$pod" ] || return 0
+  kubectl logs -n "$OPERATOR_NAMESPACE" "$pod" --all-containers >>"$SCENARIO_DIR/operator.log" 2>/dev/null || true
+}
+
+operator_started() {
+  local pod
+  pod="$(operator_pod)"
+  [ -n "$pod" ] && kubectl logs -n "$OPERATOR_NAMESPACE" "$pod" 2>/dev/null | grep -q "datarestor-operator started"
+}
+
+# start_operator ARGS...: install (or upgrade and scale back to one) and wait until it serves.
+start_operator() {
+  helm_install "$@"
+  kubectl scale deployment datarestor-operator -n "$OPERATOR_NAMESPACE" --replicas=1 >/dev/null
+  kubectl rollout status deployment/datarestor-operator -n "$OPERATOR_NAMESPACE" --timeout=120s >/dev/null ||
+    fail "the operator did not become ready"
+  wait_for 60 "the operator to start" operator_started
+}
+
+# stop_operator [SIGNAL]: TERM scales the Deployment to zero (graceful); KILL also force-deletes the
+# pod at once, as a crashed node would lose it.
+stop_operator() {
+  save_operator_log
+  kubectl scale deployment datarestor-operator -n "$OPERATOR_NAMESPACE" --replicas=0 >/dev/null 2>&1 || return 0
+  if [ "${1:-TERM}" = KILL ]; then
+    kubectl delete pods -n "$OPERATOR_NAMESPACE" -l "$OPERATOR_SELECTOR" --grace-period=0 --force >/dev/null 2>&1 || true
+  fi
+  wait_for 60 "the operator pod to go" bash -c "[ -z \"\$(kubectl get pods -n $OPERATOR_NAMESPACE -l $OPERATOR_SELECTOR -o name)\" ]"
+}
+
+# operator_running: its pod runs and never restarted (a crash shows as a restart).
+operator_running() {
+  local pod
+  pod="$(operator_pod)"
+  [ -n "$pod" ] && [ "$(kubectl get pod "$pod" -n "$OPERATOR_NAMESPACE" -o 'jsonpath={.status.containerStatuses[0].restartCount}')" = 0 ]
+}
+
+# kube-sim's powers do not exist here; a scenario that needs them is marked kube-sim only.
+start_kube_sim() { fail "start_kube_sim: kube-sim only"; }
+restart_kube_sim() { fail "restart_kube_sim: kube-sim only"; }
+sim_fault() { fail "sim_fault: kube-sim only"; }
+sim_restart() { fail "sim_restart: kube-sim only"; }
+
+# reset_cluster: what a scenario leaves behind goes before the next one starts: the operator, its
+# CRDs (and so every Config and Task), the webhook configuration and every namespace it created.
+reset_cluster() {
+  "$HELM" uninstall "$OPERATOR_RELEASE" -n "$OPERATOR_NAMESPACE" --wait --timeout 60s >/dev/null 2>&1 || true
+  kubectl delete mutatingwebhookconfiguration datarestor-restore-gate --ignore-not-found >/dev/null
+  kubectl delete crd configs.backup.datarestor-operator.com tasks.backup.datarestor-operator.com --ignore-not-found >/dev/null
+  local namespaces
+  namespaces="$(kubectl get namespaces -o 'jsonpath={range .items[*]}{.metadata.name}{"\n"}{end}' |
+    grep -vxE 'default|kube-system|kube-public|kube-node-lease')" || true
+  [ -z "$namespaces" ] || kubectl delete namespace $namespaces --wait=false >/dev/null
+  kubectl delete deployments,statefulsets,jobs,pods,pvc --all -n default --wait=false >/dev/null 2>&1 || true
+  local deadline=$((SECONDS + 180))
+  while [ -n "$(kubectl get namespaces -o name | grep -vxE 'namespace/(default|kube-system|kube-public|kube-node-lease)')" ] ||
+    [ -n "$(kubectl get pvc -n default -o name)" ]; do
+    [ $SECONDS -lt $deadline ] || { echo "reset: namespaces still terminating after 180s" >&2; return 1; }
+    sleep 1
+  done
+}

@@ -1,0 +1,92 @@
+# install: what a platform engineer does on a real cluster. `helm install` the chart with its
+# defaults (only the image names are set: no registry is reachable here), wait until the operator
+# is ready, apply the seed README's Config (two repositories, three selectors, stopPods), back a
+# PVC up and restore it by annotation, then `helm uninstall`: nothing the chart or the operator
+# made at cluster scope is left behind.
+# e2e-stage: real cluster only: it installs the chart into a real cluster
+# e2e-timeout: 300
+
+source "$E2E_DIR/datarestor.sh"
+SECOND_PORT="$(free_port)"
+start_s3 second "$SECOND_PORT"
+SECOND="s3:http://$S3_HOST:$SECOND_PORT/backup-bucket"
+
+# The chart's defaults: no test flags, production intervals.
+operator_namespace
+"$HELM" install datarestor "$ROOT/charts/datarestor-operator" -n "$OPERATOR_NAMESPACE" --wait --timeout 120s \
+  --set image.repository="$OPERATOR_IMAGE_REPO" --set image.tag="$OPERATOR_IMAGE_TAG" \
+  --set resticImage="$RESTIC_IMAGE_REF" >"$SCENARIO_DIR/helm.log" 2>&1 || fail "helm install failed: $(tail -3 "$SCENARIO_DIR/helm.log")"
+k rollout status deployment/datarestor-operator -n "$OPERATOR_NAMESPACE" --timeout=60s >/dev/null
+wait_for 60 "the operator to start" operator_started
+wait_for 30 "the restore gate's caBundle" bash -c '[ -n "$(kubectl get mutatingwebhookconfiguration datarestor-restore-gate -o jsonpath="{.webhooks[0].clientConfig.caBundle}")" ]'
+assert_eq True "$(k get crd configs.backup.datarestor-operator.com -o 'jsonpath={.status.conditions[?(@.type=="Established")].status}')" "the chart installed the CRDs"
+
+# The seed README's Config, with this machine's S3 servers as its two repositories.
+k create namespace backup-system >/dev/null
+k create secret generic restic-credentials -n backup-system \
+  --from-literal=password="$RESTIC_PASSWORD_VALUE" --from-literal=secret-key="$AWS_SECRET_ACCESS_KEY" >/dev/null
+kapply >/dev/null <<YAML
+apiVersion: backup.datarestor-operator.com/v1alpha1
+kind: Config
+metadata:
+  name: my-backup-config
+  namespace: backup-system
+spec:
+  env:
+    - name: RESTIC_PASSWORD
+      valueFrom: {secretKeyRef: {name: restic-credentials, key: password}}
+  repositories:
+    - target: "$REPO"
+      priority: 1
+      backupSchedule: "0 2 * * *"
+      forgotSchedule: "0 4 * * 0"
+      forgetArgs: ["--keep-last", "10", "--keep-daily", "7"]
+      env:
+        - {name: AWS_ACCESS_KEY_ID, value: "$AWS_ACCESS_KEY_ID"}
+        - name: AWS_SECRET_ACCESS_KEY
+          valueFrom: {secretKeyRef: {name: restic-credentials, key: secret-key}}
+    - target: "$SECOND"
+      priority: 2
+      backupSchedule: "0 3 * * *"
+      forgotSchedule: "0 5 * * 0"
+      forgetArgs: ["--keep-last", "5", "--keep-daily", "3"]
+      env:
+        - {name: AWS_ACCESS_KEY_ID, value: "$AWS_ACCESS_KEY_ID"}
+        - name: AWS_SECRET_ACCESS_KEY
+          valueFrom: {secretKeyRef: {name: restic-credentials, key: secret-key}}
+  selectors:
+    - matchLabels:
+        app: "my-app"
+    - matchNamespaces:
+        - "default"
+        - "production"
+    - matchLabels:
+        backupMeUp: "true"
+  stopPods: true
+  autoRestore: true
+YAML
+wait_for 90 "Config my-backup-config Ready" jp_is True config my-backup-config '.status.conditions[?(@.type=="Ready")].status' -n backup-system
+
+app_on_claim production web web-data
+wait_for 60 "web-data released as new" bash -c '[ "$(kubectl get pvc web-data -n production -o "jsonpath={.metadata.annotations.backup\.datarestor-operator\.com/restore-state}")" = Released ]'
+fill_volume production web-data
+backup_named production web-data installed
+dir="$(pvc_host_path web-data production)"
+echo "written after the backup" >"$dir/app/config/settings.yaml"
+answer="$(restore_request production web-data installed)"
+assert_contains "$answer" "Completed" "the restore by annotation"
+same_tree "$SCENARIO_DIR/original-production-web-data" "$dir" "restored volume"
+k wait --for=jsonpath='{.status.readyReplicas}'=1 deployment/web -n production --timeout=90s >/dev/null
+assert_no_credentials
+
+# Uninstall: the release's objects and the restore gate go; the CRDs stay (Helm never deletes
+# CRDs, so Configs and Tasks survive a reinstall), and so do the users' Configs and Secrets.
+save_operator_log
+"$HELM" uninstall datarestor -n "$OPERATOR_NAMESPACE" --wait --timeout 60s >>"$SCENARIO_DIR/helm.log" 2>&1 || fail "helm uninstall failed"
+wait_for 60 "the operator pod to go" bash -c '[ -z "$(kubectl get pods -n '"$OPERATOR_NAMESPACE"' -o name)" ]'
+left="$(kubectl get deployments,services,serviceaccounts,secrets,configmaps,roles,rolebindings -n "$OPERATOR_NAMESPACE" -o name |
+  grep -vxE 'serviceaccount/default|configmap/kube-root-ca.crt' || true)"
+assert_eq "" "$left" "objects left in $OPERATOR_NAMESPACE"
+left="$(kubectl get clusterroles,clusterrolebindings,mutatingwebhookconfigurations,validatingwebhookconfigurations -o name | grep -i datarestor || true)"
+assert_eq "" "$left" "cluster-scoped objects left"
+exists crd configs.backup.datarestor-operator.com || fail "the CRDs were removed with the release"
