@@ -1,26 +1,39 @@
 # Developer entry points. `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: generate fmt lint unit e2e test bench demo
+.PHONY: generate fmt lint unit e2e e2e-real cluster-build cluster-up cluster-down test bench demo
 
 ## Regenerate the committed CRD YAML from the Rust types.
 generate:
 	$(CARGO) run --quiet --bin datarestor-operator -- crd --output-dir config/crd/bases --output-dir charts/datarestor-operator/crds
 
 fmt:
-	$(CARGO) fmt --all -- --check
+	@bash e2e/stage.sh fmt $(CARGO) fmt --all -- --check
 
 lint:
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@bash e2e/stage.sh lint $(CARGO) clippy --workspace --all-targets -- -D warnings
 
 unit:
-	$(CARGO) nextest run --workspace --no-fail-fast
+	@bash e2e/stage.sh unit $(CARGO) nextest run --workspace --no-fail-fast
 
+## Every scenario on kube-sim.
 e2e:
-	bash e2e/run.sh
+	@bash e2e/stage.sh e2e-kube-sim bash e2e/run.sh
 
-## Everything CI checks: formatting, lints, unit and integration tests, end-to-end scenarios.
-test: fmt lint unit e2e
+## Every scenario on a real single-node Kubernetes (root; builds it once, brings it up, takes it down).
+e2e-real:
+	@bash e2e/stage.sh e2e-real-cluster bash e2e/cluster/suite.sh
+
+cluster-build:
+	bash e2e/cluster/build.sh
+cluster-up:
+	bash e2e/cluster/up.sh
+cluster-down:
+	bash e2e/cluster/down.sh
+
+## Everything CI checks: formatting, lints, unit and integration tests, the scenarios on kube-sim
+## and on the real cluster.
+test: fmt lint unit e2e e2e-real
 
 ## The quick start's story on a simulated cluster (keeps running until Ctrl-C).
 demo:

@@ -177,6 +177,11 @@ for name in "${scenarios[@]}"; do
   if [ "$E2E_CLUSTER" = real ]; then
     (source "$E2E_DIR/lib.sh" && save_operator_log) >/dev/null 2>&1
     kubectl get events -A --sort-by=.lastTimestamp >"$dir/events.txt" 2>&1
+    # The chart's ClusterRole must be enough for everything a scenario makes the operator do.
+    if [ $rc -eq 0 ] && grep -qE 'cannot [a-z]+ resource' "$dir/operator.log" 2>/dev/null; then
+      echo "RBAC: the API server refused the operator: $(grep -m1 -oE '[^"]*cannot [a-z]+ resource[^"]*' "$dir/operator.log")" >"$dir/failure"
+      rc=1
+    fi
   fi
   stop_scenario_processes "$dir"
   CURRENT_DIR=""

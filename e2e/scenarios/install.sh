@@ -65,6 +65,19 @@ spec:
   stopPods: true
   autoRestore: true
 YAML
+# The API server itself enforces the CRD's CEL rules.
+refused="$(kapply 2>&1 <<YAML || true
+apiVersion: backup.datarestor-operator.com/v1alpha1
+kind: Config
+metadata: {name: duplicate-priorities, namespace: backup-system}
+spec:
+  repositories:
+    - {target: "$REPO/a", priority: 1}
+    - {target: "$REPO/b", priority: 1}
+YAML
+)"
+assert_contains "$refused" "repository priorities must be unique" "CEL validation by the API server"
+gone config duplicate-priorities -n backup-system || fail "a Config breaking a CEL rule was stored"
 wait_for 90 "Config my-backup-config Ready" jp_is True config my-backup-config '.status.conditions[?(@.type=="Ready")].status' -n backup-system
 
 app_on_claim production web web-data

@@ -14,7 +14,7 @@ use crate::restic::{self, Failure};
 use crate::restore::Found;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::core::v1::{Event as CoreEvent, PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::core::DeserializeGuard;
@@ -455,7 +455,33 @@ async fn follow(task: &Task, ctx: &Context) -> Result<Action, Error> {
         };
         return fail(task, ctx, failure.reason(), &message).await;
     }
+    let has_pods =
+        job.status.as_ref().is_some_and(|s| s.active.unwrap_or(0) + s.succeeded.unwrap_or(0) + s.failed.unwrap_or(0) > 0);
+    if !has_pods {
+        // A Job whose pods the cluster refuses (Pod Security, a quota, an admission webhook) only
+        // says so in an Event and retries until its deadline, with the workloads scaled down the
+        // whole time. Answer at once; the Job goes, so it cannot run later, unasked.
+        if let Some(refusal) = pod_creation_refused(ctx, &namespace, &job).await? {
+            match jobs.delete(&job_name, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+            let message = format!("the cluster refused to create the pods of restic Job {job_name}: {refusal}");
+            return fail(task, ctx, "JobPodsRejected", &message).await;
+        }
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
     Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+/// The Job controller's `FailedCreate` message for this Job, if it could not create a pod.
+async fn pod_creation_refused(ctx: &Context, namespace: &str, job: &Job) -> Result<Option<String>, Error> {
+    let Some(uid) = job.metadata.uid.as_deref() else { return Ok(None) };
+    let events: Api<CoreEvent> = Api::namespaced(ctx.client.clone(), namespace);
+    let selector = format!("involvedObject.uid={uid},reason=FailedCreate");
+    let refused = events.list(&ListParams::default().fields(&selector)).await?;
+    Ok(refused.items.into_iter().find_map(|event| event.message))
 }
 
 /// A stale lock (from a killed restic) made the Job fail: remove stale locks and run a new Job.
