@@ -78,7 +78,11 @@ entries() { dir="$1"; shift; find "$dir" -mindepth 1 -maxdepth 1 ! -name .datare
 case "$mode" in
   IfEmpty)
     if [ -n "$(entries /data | head -n 1)" ]; then echo "datarestor: /data holds data and the restore mode is IfEmpty; nothing was changed" >&2; exit 3; fi
-    exec restic "$@" ;;
+    # A previous attempt's partial download is only ever in the staging directory.
+    rm -rf "$stage"; mkdir -p "$stage"
+    restic "$@"
+    if [ -d "$stage/data" ]; then entries "$stage/data" -exec mv -- {} /data/ \; ; fi
+    rm -rf "$stage" ;;
   Merge)
     exec restic "$@" ;;
   Clean)
@@ -108,7 +112,9 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
         }
         TaskType::Restore => {
             let mode = spec.restore_mode.unwrap_or_default();
-            let target = if mode == RestoreMode::Clean { RESTORE_STAGING_DIR } else { "/" };
+            // Clean and IfEmpty stage the snapshot inside the volume and move it in only once restic
+            // has finished, so an interrupted download never looks like a restored volume.
+            let target = if mode == RestoreMode::Merge { "/" } else { RESTORE_STAGING_DIR };
             let snapshot_id = inputs.snapshot_id.unwrap_or("latest");
             let restic_args = restic::job_args(inputs.repository, &restic::Command::Restore { snapshot_id, target });
             let mut args = vec!["datarestor-restore".to_owned(), format!("{mode:?}")];

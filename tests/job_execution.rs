@@ -236,7 +236,10 @@ fn lost_and_found_is_not_data() {
         .env("RESTIC_PASSWORD", PASSWORD)
         .output()
         .unwrap();
-    assert!(!String::from_utf8_lossy(&listing.stdout).contains("lost+found"), "lost+found was backed up");
+    // The first line describes the snapshot (its excludes name lost+found); the rest are its files.
+    let nodes: Vec<String> = String::from_utf8_lossy(&listing.stdout).lines().skip(1).map(str::to_owned).collect();
+    assert!(nodes.len() > FILES.len(), "restic ls listed nothing: {nodes:?}");
+    assert!(!nodes.iter().any(|n| n.contains("lost+found")), "lost+found was backed up: {nodes:?}");
 
     for mode in [RestoreMode::IfEmpty, RestoreMode::Clean, RestoreMode::Merge] {
         let fresh = sandbox.volume(&format!("fresh-{mode:?}"));
@@ -249,4 +252,18 @@ fn lost_and_found_is_not_data() {
         }
         assert!(fresh.join("lost+found").is_dir(), "{mode:?} removed lost+found");
     }
+}
+
+/// An automatic restore (IfEmpty) that died mid-download left only its staging directory; the
+/// retry still sees an empty volume, and ends with exactly the snapshot, never half of it.
+#[test]
+fn if_empty_retry_after_an_interrupted_download_restores_everything() {
+    let sandbox = Sandbox::new("if-empty-retry");
+    let id = backup(&sandbox, FILES);
+    let volume = sandbox.volume("interrupted");
+    write_tree(&volume, &[(".datarestor-restore/data/a.txt", "half-writ"), (".datarestor-restore/data/stray", "partial")]);
+    let output = restore(&sandbox, &id, RestoreMode::IfEmpty, &volume);
+    assert!(output.status.success(), "restore failed: {}", stderr(&output));
+    assert_eq!(read_tree(&volume), read_tree(&sandbox.volume("source")));
+    assert!(!volume.join(".datarestor-restore").exists(), "the staging directory is left behind");
 }

@@ -33,7 +33,8 @@ created="$(jp config backup .metadata.creationTimestamp -n backup-system)"
 echo $! >"$SCENARIO_DIR/sampler.pid"
 
 # slots: "slot count" lines, one per schedule slot that has Tasks.
-slots() { kubectl get tasks -n shop -o 'jsonpath={range .items[*]}{.spec.scheduledFor}{"\n"}{end}' | sort | uniq -c | awk '{print $2, $1}'; }
+# Only scheduled Tasks count: a pre-existing PVC may also get an (IfEmpty, refused) automatic restore.
+slots() { kubectl get tasks -n shop -o 'jsonpath={range .items[?(@.spec.trigger=="scheduled")]}{.spec.scheduledFor}{"\n"}{end}' | sort | uniq -c | awk '{print $2, $1}'; }
 completed_in_slot() { # SLOT: all three Tasks of the slot Completed
   [ "$(kubectl get tasks -n shop -o "jsonpath={range .items[?(@.spec.scheduledFor==\"$1\")]}{.status.phase}{\"\\n\"}{end}" | grep -c '^Completed$')" = 3 ]
 }

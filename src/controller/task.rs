@@ -450,7 +450,11 @@ async fn follow(task: &Task, ctx: &Context) -> Result<Action, Error> {
         let reason = failed.reason.clone().unwrap_or_default();
         let detail = restic::last_lines(&output, 3);
         let message = match reason.as_str() {
-            "DeadlineExceeded" => format!("restic Job {job_name} exceeded its deadline: {detail}"),
+            "DeadlineExceeded" if failure == Failure::Other => format!("restic Job {job_name} exceeded its deadline: {detail}"),
+            // Its pod failed for a known reason, and the Job's retries ran into the deadline.
+            "DeadlineExceeded" => {
+                format!("restic Job {job_name} exceeded its deadline after failing ({}): {detail}", failure.reason())
+            }
             _ => format!("restic Job {job_name} failed ({}): {detail}", failure.reason()),
         };
         return fail(task, ctx, failure.reason(), &message).await;
