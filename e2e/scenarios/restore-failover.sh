@@ -57,7 +57,8 @@ YAML
 }
 lose_everything() {
   k delete pod app -n shop --ignore-not-found --wait=true >/dev/null
-  k delete pvc data -n shop --wait=true >/dev/null
+  # Finished restic pods must not keep the claim from going (PVC protection counts every pod).
+  k delete pvc data -n shop --wait=true --timeout=60s >/dev/null || fail "the claim is still in use after its Tasks finished"
 }
 
 log "part 1: priority 1 lacks the PVC, priority 2 has it"

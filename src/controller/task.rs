@@ -640,8 +640,25 @@ async fn finish(
             pvcs.patch(&task.spec.pvc_name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
         }
     }
+    remove_job_pods(ctx, &namespace, task).await?;
     prune_history(task, ctx, &namespace).await?;
     Ok(Action::await_change())
+}
+
+/// Finished pods still count as using their PVC (the PVC protection controller looks at every
+/// scheduled pod), so a finished Task's restic pods would keep `kubectl delete pvc` waiting for
+/// ever. Their outcome is in the Task by now; the Jobs stay for inspection.
+async fn remove_job_pods(ctx: &Context, namespace: &str, task: &Task) -> Result<(), Error> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let selector = format!("{}={}", job::TASK_LABEL, task.name_any());
+    for pod in pods.list(&ListParams::default().labels(&selector)).await?.items {
+        match pods.delete(&pod.name_any(), &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 async fn prune_history(task: &Task, ctx: &Context, namespace: &str) -> Result<(), Error> {
