@@ -53,10 +53,7 @@ spec:
     spec:
       securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}
       containers:
-        - name: tight
-          $APP_CONTAINER
-          securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-          volumeMounts: [{name: data, mountPath: /data}]
+        - {name: tight, $APP_CONTAINER, securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}, volumeMounts: [{name: data, mountPath: /data}]}
       volumes: [{name: data, persistentVolumeClaim: {claimName: tight-data}}]
 YAML
 k wait --for=jsonpath='{.status.readyReplicas}'=1 deployment/tight -n locked --timeout=90s >/dev/null

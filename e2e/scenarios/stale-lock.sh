@@ -1,6 +1,7 @@
 # stale-lock: a restic killed while holding the repository's exclusive lock leaves a stale lock.
 # A backup that meets it has the stale lock removed (`restic unlock`, which spares live locks) and
 # is retried: the Task completes on its second Job.
+# e2e-stage: kube-sim only: the lock it plants carries this machine's hostname, which kube-sim's Jobs share; a real pod's restic never treats another host's lock as stale (the known limit: locks of dead pods, README)
 
 source "$E2E_DIR/datarestor.sh"
 install_datarestor
