@@ -23,7 +23,7 @@ export E2E_CLUSTER="${E2E_CLUSTER:-sim}"
 case "$E2E_CLUSTER" in
   sim) STAGE="kube-sim" ;;
   real)
-    STAGE="real cluster"
+    STAGE="the real cluster"
     PROFILE=release
     # shellcheck source=cluster/env.sh
     source "$E2E_DIR/cluster/env.sh"
@@ -187,7 +187,7 @@ for name in "${scenarios[@]}"; do
   CURRENT_DIR=""
   secs=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$start" "$(date +%s.%N)")
   if [ $rc -eq 0 ]; then
-    echo "PASS $name on the $STAGE (${secs}s)"
+    echo "PASS $name on $STAGE (${secs}s)"
     passed=$((passed + 1))
     [ "${E2E_KEEP:-0}" = 1 ] || rm -rf "$dir"
   else
@@ -198,7 +198,7 @@ for name in "${scenarios[@]}"; do
     else
       reason="exit status $rc"
     fi
-    echo "FAIL $name on the $STAGE: $reason (${secs}s)"
+    echo "FAIL $name on $STAGE: $reason (${secs}s)"
     for log in scenario.log kube-sim.log operator.log; do
       [ -s "$dir/$log" ] || continue
       echo "  --- last lines of $log"
