@@ -268,6 +268,8 @@ mod tests {
                     "prod-db",
                     "--exclude",
                     "/data/.datarestor-restore",
+                    "--exclude",
+                    "/data/lost+found",
                     "--tag",
                     "name=pre-upgrade",
                 ]),
