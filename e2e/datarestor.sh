@@ -182,6 +182,9 @@ same_tree() {
 # restore_state NAMESPACE PVC
 restore_state() { kubectl get pvc "$2" -n "$1" -o 'jsonpath={.metadata.annotations.backup\.datarestor-operator\.com/restore-state}'; }
 
+# released NAMESPACE PVC: its restore state is Released (for wait_for).
+released() { [ "$(restore_state "$1" "$2")" = Released ]; }
+
 # app_on_claim NAMESPACE NAME CLAIM [REPLICAS] [ACCESS_MODE]: a claim, and a Deployment NAME (pods
 # labelled app=NAME) that mounts it at /data; waits until the Deployment is ready.
 app_on_claim() {

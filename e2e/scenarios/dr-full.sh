@@ -73,7 +73,7 @@ wait_config_ready
 apps_yaml
 apps_ready
 for pvc in $PVCS; do
-  wait_for 30 "$pvc released as new" bash -c "[ \"\$(kubectl get pvc $pvc -n shop -o 'jsonpath={.metadata.annotations.backup\\.datarestor-operator\\.com/restore-state}')\" = Released ]"
+  wait_for 30 "$pvc released as new" released shop "$pvc"
   fill_volume shop "$pvc"
 done
 k annotate config backup -n backup-system backup.datarestor-operator.com/manual-backup=before-disaster >/dev/null
@@ -92,7 +92,7 @@ disaster() {
 # their PVC's restore finished, and no backup Task since the disaster.
 verify() {
   for pvc in $PVCS; do
-    wait_for 180 "$1: $pvc restored and released" bash -c "[ \"\$(kubectl get pvc $pvc -n shop -o 'jsonpath={.metadata.annotations.backup\\.datarestor-operator\\.com/restore-state}')\" = Released ]"
+    wait_for 180 "$1: $pvc restored and released" released shop "$pvc"
   done
   apps_ready 180
   for pvc in $PVCS; do

@@ -81,7 +81,7 @@ gone config duplicate-priorities -n backup-system || fail "a Config breaking a C
 wait_for 90 "Config my-backup-config Ready" jp_is True config my-backup-config '.status.conditions[?(@.type=="Ready")].status' -n backup-system
 
 app_on_claim production web web-data
-wait_for 60 "web-data released as new" bash -c '[ "$(kubectl get pvc web-data -n production -o "jsonpath={.metadata.annotations.backup\.datarestor-operator\.com/restore-state}")" = Released ]'
+wait_for 60 "web-data released as new" released production web-data
 fill_volume production web-data
 backup_named production web-data installed
 dir="$(pvc_host_path web-data production)"

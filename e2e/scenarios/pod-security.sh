@@ -24,7 +24,7 @@ wait_config_ready
 
 # baseline: both directions work.
 app_on_claim team web web-data
-wait_for 60 "web-data released as new" bash -c '[ "$(kubectl get pvc web-data -n team -o "jsonpath={.metadata.annotations.backup\.datarestor-operator\.com/restore-state}")" = Released ]'
+wait_for 60 "web-data released as new" released team web-data
 fill_volume team web-data
 backup_named team web-data under-baseline
 dir="$(pvc_host_path web-data team)"

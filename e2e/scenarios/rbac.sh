@@ -57,7 +57,7 @@ spec:
 YAML
 wait_config_ready 90
 app_on_claim shop web web-data
-wait_for 60 "web-data released as new" bash -c '[ "$(kubectl get pvc web-data -n shop -o "jsonpath={.metadata.annotations.backup\.datarestor-operator\.com/restore-state}")" = Released ]'
+wait_for 60 "web-data released as new" released shop web-data
 fill_volume shop web-data
 backup_named shop web-data under-rbac
 dir="$(pvc_host_path web-data shop)"

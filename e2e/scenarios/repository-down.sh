@@ -23,7 +23,7 @@ RESTIC_TIMEOUT=15 start_datarestor
 wait_config_ready
 # The PVC is new to the operator: it must be looked at (and released: no snapshot anywhere) while
 # both repositories answer. With one down it would rightly stay held (fail closed).
-wait_for 60 "data released as new" bash -c '[ "$(kubectl get pvc data -n shop -o "jsonpath={.metadata.annotations.backup\.datarestor-operator\.com/restore-state}")" = Released ]'
+wait_for 60 "data released as new" released shop data
 repo_field() { kubectl get config backup -n backup-system -o "jsonpath={.status.repositories[?(@.target==\"$1\")].$2}"; }
 assert_eq true "$(repo_field "$PRIMARY" ready)" "primary ready"
 
