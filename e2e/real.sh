@@ -92,11 +92,12 @@ sim_restart() { fail "sim_restart: kube-sim only"; }
 # CRDs (and so every Config and Task), the webhook configuration and every namespace it created.
 reset_cluster() {
   "$HELM" uninstall "$OPERATOR_RELEASE" -n "$OPERATOR_NAMESPACE" --wait --timeout 60s >/dev/null 2>&1 || true
-  kubectl delete mutatingwebhookconfiguration datarestor-restore-gate --ignore-not-found >/dev/null
-  kubectl delete crd configs.backup.datarestor-operator.com tasks.backup.datarestor-operator.com --ignore-not-found >/dev/null
+  # What a kustomize install (the rbac scenario) leaves when it fails before removing itself.
+  kubectl delete clusterrole,clusterrolebinding datarestor-operator --ignore-not-found --timeout=60s >/dev/null
+  kubectl delete crd configs.backup.datarestor-operator.com tasks.backup.datarestor-operator.com --ignore-not-found --timeout=120s >/dev/null
   local namespaces
-  namespaces="$(kubectl get namespaces -o 'jsonpath={range .items[*]}{.metadata.name}{"\n"}{end}' |
-    grep -vxE 'default|kube-system|kube-public|kube-node-lease')" || true
+  namespaces="$(kubectl get namespaces -o 'jsonpath={range .items[*]}{.metadata.name}{"\n"}{end}')"
+  namespaces="$(echo "$namespaces" | grep -vxE 'default|kube-system|kube-public|kube-node-lease')" || true
   [ -z "$namespaces" ] || kubectl delete namespace $namespaces --wait=false >/dev/null
   kubectl delete deployments,statefulsets,jobs,pods,pvc --all -n default --wait=false >/dev/null 2>&1 || true
   local deadline=$((SECONDS + 180))
@@ -105,4 +106,6 @@ reset_cluster() {
     [ $SECONDS -lt $deadline ] || { echo "reset: namespaces still terminating after 180s" >&2; return 1; }
     sleep 1
   done
+  # Last, once no operator can publish it again: the restore gate.
+  kubectl delete mutatingwebhookconfiguration datarestor-restore-gate --ignore-not-found --timeout=60s >/dev/null
 }

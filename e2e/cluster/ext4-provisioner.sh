@@ -8,9 +8,11 @@ export KUBECONFIG="$KUBECONFIG_ADMIN"
 VOLUMES="$CLUSTER_DIR/volumes"
 PROVISIONER="datarestor.test/ext4-loop"
 
+# provision: idempotent, so a pass that failed half-way (a refused PV create) is simply repeated.
 provision() { # NAMESPACE NAME UID BYTES ACCESS_MODES_JSON
   local id="pvc-$3" img="$VOLUMES/pvc-$3.img" mnt="$VOLUMES/pvc-$3"
-  truncate -s "$4" "$img" && mkfs.ext4 -q -F "$img" && mkdir -p "$mnt" && mount -o loop "$img" "$mnt" || {
+  { [ -f "$img" ] || { truncate -s "$4" "$img.new" && mkfs.ext4 -q -F "$img.new" && mv "$img.new" "$img"; }; } &&
+    mkdir -p "$mnt" && { mountpoint -q "$mnt" || mount -o loop "$img" "$mnt"; } || {
     echo "could not make a filesystem for $1/$2"
     return 1
   }
@@ -33,8 +35,8 @@ YAML
 
 release() { # PV_NAME
   local mnt="$VOLUMES/$1"
-  umount "$mnt" 2>/dev/null
-  rm -rf "$mnt" "$VOLUMES/$1.img"
+  if mountpoint -q "$mnt"; then umount "$mnt" || return 1; fi
+  rm -rf --one-file-system "$mnt" "$VOLUMES/$1.img"
   kubectl delete pv "$1" --wait=false && echo "deleted $1"
 }
 
@@ -57,7 +59,7 @@ for item in json.load(sys.stdin)["items"]:
         print("release", meta["name"])
 ' | while read -r action a b c d e; do
     case "$action" in
-      provision) [ -d "$VOLUMES/pvc-$c" ] || provision "$a" "$b" "$c" "$d" "$e" ;;
+      provision) kubectl get pv "pvc-$c" >/dev/null 2>&1 || provision "$a" "$b" "$c" "$d" "$e" ;;
       release) release "$a" ;;
     esac
   done

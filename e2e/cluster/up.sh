@@ -21,7 +21,13 @@ if [ -f "$CLUSTER_DIR/pids" ]; then
   exit 2
 fi
 start=$SECONDS
-mkdir -p "$CLUSTER_DIR"/{pki,logs,etcd,kubelet,containerd,cni/net.d,cni/ipam,volumes,hostpath}
+mkdir -p "$CLUSTER_DIR"/{pki,logs,etcd,kubelet,containerd,cni/net.d,cni/ipam,volumes,hostpath} "$CLUSTER_CACHE"
+# The kubelet, kube-proxy and the CNI bridge change these host settings; down.sh puts them back.
+if [ ! -f "$CLUSTER_CACHE/sysctl-saved" ]; then
+  for key in net.ipv4.ip_forward kernel.panic kernel.panic_on_oops vm.overcommit_memory vm.panic_on_oom net.ipv4.conf.all.route_localnet; do
+    echo "$key $(sysctl -n "$key")"
+  done >"$CLUSTER_CACHE/sysctl-saved"
+fi
 cd "$CLUSTER_DIR"
 PKI="$CLUSTER_DIR/pki"
 
@@ -86,6 +92,8 @@ if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
   ip addr add "$HOST_IP/24" dev "$BRIDGE"
 fi
 ip link set "$BRIDGE" up
+# The bridge plugin turns IP forwarding on; nothing from the pods may be forwarded off the bridge.
+iptables -C FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -j DROP 2>/dev/null || iptables -I FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -j DROP
 cat >"$CLUSTER_DIR/cni/net.d/10-datarestor-e2e.conflist" <<JSON
 {
   "cniVersion": "0.4.0",
@@ -93,7 +101,7 @@ cat >"$CLUSTER_DIR/cni/net.d/10-datarestor-e2e.conflist" <<JSON
   "plugins": [{
     "type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
     "ipam": {"type": "host-local", "dataDir": "$CLUSTER_DIR/cni/ipam",
-             "ranges": [[{"subnet": "$POD_SUBNET", "gateway": "$HOST_IP"}]], "routes": [{"dst": "0.0.0.0/0"}]}
+             "ranges": [[{"subnet": "$POD_SUBNET", "gateway": "$HOST_IP"}]], "routes": [{"dst": "$SERVICE_CIDR"}]}
   }]
 }
 JSON
@@ -221,7 +229,8 @@ provisioner: datarestor.test/ext4-loop
 reclaimPolicy: Delete
 volumeBindingMode: Immediate
 YAML
-bash "$CLUSTER_SCRIPTS/ext4-provisioner.sh" >"$CLUSTER_DIR/logs/ext4-provisioner.log" 2>&1 &
+# Its own process group, so down.sh stops the loop and whatever it is running.
+setsid bash "$CLUSTER_SCRIPTS/ext4-provisioner.sh" >"$CLUSTER_DIR/logs/ext4-provisioner.log" 2>&1 &
 started ext4-provisioner $!
 
 echo "cluster: Kubernetes $K8S_VERSION up in $((SECONDS - start))s (KUBECONFIG=$KUBECONFIG_ADMIN)"
