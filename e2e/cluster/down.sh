@@ -8,7 +8,7 @@ source "$(dirname "$0")/env.sh"
 # ours PID: the process is still one up.sh started (PIDs are reused after a reboot or a long run).
 ours() {
   local cmdline
-  cmdline="$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" || return 1
+  cmdline="$( { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null)" || return 1
   case "$cmdline" in *"$K8S_BIN/"* | *"$CLUSTER_DIR/"* | *ext4-provisioner.sh*) return 0 ;; esac
   return 1
 }
