@@ -466,11 +466,7 @@ async fn follow(task: &Task, ctx: &Context) -> Result<Action, Error> {
         // says so in an Event and retries until its deadline, with the workloads scaled down the
         // whole time. Answer at once; the Job goes, so it cannot run later, unasked.
         if let Some(refusal) = pod_creation_refused(ctx, &namespace, &job).await? {
-            match jobs.delete(&job_name, &DeleteParams::background()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e.into()),
-            }
+            delete_if_present(&jobs, &job_name, &DeleteParams::background()).await?;
             let message = format!("the cluster refused to create the pods of restic Job {job_name}: {refusal}");
             return fail(task, ctx, "JobPodsRejected", &message).await;
         }
@@ -652,13 +648,21 @@ async fn remove_job_pods(ctx: &Context, namespace: &str, task: &Task) -> Result<
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     let selector = format!("{}={}", job::TASK_LABEL, task.name_any());
     for pod in pods.list(&ListParams::default().labels(&selector)).await?.items {
-        match pods.delete(&pod.name_any(), &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
+        delete_if_present(&pods, &pod.name_any(), &DeleteParams::default()).await?;
     }
     Ok(())
+}
+
+/// Deletes an object; one that is already gone is what was wanted.
+async fn delete_if_present<K>(api: &Api<K>, name: &str, params: &DeleteParams) -> Result<(), Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn prune_history(task: &Task, ctx: &Context, namespace: &str) -> Result<(), Error> {
@@ -670,11 +674,7 @@ async fn prune_history(task: &Task, ctx: &Context, namespace: &str) -> Result<()
     let api: Api<Task> = Api::namespaced(ctx.client.clone(), namespace);
     let tasks = api.list(&ListParams::default().labels(&format!("{PVC_LABEL}={}", task.spec.pvc_name))).await?.items;
     for name in crate::history::to_prune(&tasks, succeeded.max(0) as usize, failed.max(0) as usize) {
-        match api.delete(&name, &DeleteParams::background()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
+        delete_if_present(&api, &name, &DeleteParams::background()).await?;
     }
     Ok(())
 }
