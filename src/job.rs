@@ -76,23 +76,19 @@ stage=/data/.datarestor-restore
 # lost+found (a fresh ext4/xfs volume has one) and the staging directory are not data.
 entries() { dir="$1"; shift; find "$dir" -mindepth 1 -maxdepth 1 ! -name .datarestor-restore ! -name lost+found "$@"; }
 case "$mode" in
+  Merge) exec restic "$@" ;;
   IfEmpty)
-    if [ -n "$(entries /data | head -n 1)" ]; then echo "datarestor: /data holds data and the restore mode is IfEmpty; nothing was changed" >&2; exit 3; fi
-    # A previous attempt's partial download is only ever in the staging directory.
-    rm -rf "$stage"; mkdir -p "$stage"
-    restic "$@"
-    if [ -d "$stage/data" ]; then entries "$stage/data" -exec mv -- {} /data/ \; ; fi
-    rm -rf "$stage" ;;
-  Merge)
-    exec restic "$@" ;;
-  Clean)
-    rm -rf "$stage"; mkdir -p "$stage"
-    restic "$@"
-    entries /data -exec rm -rf -- {} +
-    if [ -d "$stage/data" ]; then entries "$stage/data" -exec mv -- {} /data/ \; ; fi
-    rm -rf "$stage" ;;
+    if [ -n "$(entries /data | head -n 1)" ]; then echo "datarestor: /data holds data and the restore mode is IfEmpty; nothing was changed" >&2; exit 3; fi ;;
+  Clean) ;;
   *) echo "datarestor: unknown restore mode $mode" >&2; exit 2 ;;
 esac
+# Clean and IfEmpty: restic fills the staging directory (a previous attempt's partial download is
+# only ever there); the files are moved in once it has finished.
+rm -rf "$stage"; mkdir -p "$stage"
+restic "$@"
+if [ "$mode" = Clean ]; then entries /data -exec rm -rf -- {} +; fi
+if [ -d "$stage/data" ]; then entries "$stage/data" -exec mv -- {} /data/ \; ; fi
+rm -rf "$stage"
 "#;
 
 /// Builds the Job for a Task. Returns `None` for a Task without a name, namespace or uid (not
