@@ -21,6 +21,11 @@ start_s3() {
 install_datarestor() {
   k apply -f "$ROOT/config/crd/bases" >/dev/null
   k wait --for=condition=Established crd/configs.backup.datarestor-operator.com crd/tasks.backup.datarestor-operator.com --timeout=30s >/dev/null
+  credentials_secret
+}
+
+# credentials_secret: namespace backup-system and the Secret `restic-credentials` (password, secret key).
+credentials_secret() {
   k create namespace backup-system >/dev/null
   k create secret generic restic-credentials -n backup-system \
     --from-literal=password="$RESTIC_PASSWORD_VALUE" --from-literal=secret-key="$AWS_SECRET_ACCESS_KEY" >/dev/null

@@ -22,9 +22,7 @@ wait_for 30 "the restore gate's caBundle" bash -c '[ -n "$(kubectl get mutatingw
 assert_eq True "$(k get crd configs.backup.datarestor-operator.com -o 'jsonpath={.status.conditions[?(@.type=="Established")].status}')" "the chart installed the CRDs"
 
 # The seed README's Config, with this machine's S3 servers as its two repositories.
-k create namespace backup-system >/dev/null
-k create secret generic restic-credentials -n backup-system \
-  --from-literal=password="$RESTIC_PASSWORD_VALUE" --from-literal=secret-key="$AWS_SECRET_ACCESS_KEY" >/dev/null
+credentials_secret
 kapply >/dev/null <<YAML
 apiVersion: backup.datarestor-operator.com/v1alpha1
 kind: Config
