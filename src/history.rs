@@ -52,6 +52,7 @@ mod tests {
                 name: None,
                 restore_mode: None,
                 scheduled_for: None,
+                latest_as_of: None,
             },
         );
         let at = jiff::Timestamp::from_second(1_800_000_000 + completed_minute * 60).unwrap();

@@ -17,6 +17,16 @@ pub fn bounded_name(parts: &[&str]) -> String {
     format!("{}-{hash}", clean.trim_matches('-'))
 }
 
+/// `value` as a label value: unchanged when it fits (63 characters), else cut and hashed like a
+/// name. PVC and Config names may be up to 253 characters; label values may not.
+pub fn label_value(value: &str) -> String {
+    if value.len() <= MAX_NAME_LEN {
+        value.to_owned()
+    } else {
+        bounded_name(&[value])
+    }
+}
+
 /// A small stable hash (FNV-1a); names must not change between releases or platforms.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
@@ -53,6 +63,15 @@ mod tests {
         assert_ne!(a, request_task_name("backup", "data", "uid-1", "57", "pre-upgrade"));
         assert_ne!(a, request_task_name("restore", "data", "uid-1", "41", "pre-upgrade"));
         assert!(a.starts_with("backup-data-") && a.len() <= MAX_NAME_LEN);
+    }
+
+    #[test]
+    fn label_values_fit() {
+        assert_eq!(label_value("data-db-0"), "data-db-0");
+        let long = format!("{}.v2", "a".repeat(100));
+        let value = label_value(&long);
+        assert!(value.len() <= MAX_NAME_LEN, "{value}");
+        assert_ne!(value, label_value(&format!("{}.v3", "a".repeat(100))));
     }
 
     #[test]

@@ -84,10 +84,15 @@ pub async fn run(
     let pvcs = pvcs
         .watches(Api::<DeserializeGuard<Config>>::all(client.clone()), watcher::Config::default(), move |guard| {
             let selected: Vec<ObjectRef<PersistentVolumeClaim>> = match &guard.0 {
+                // PVCs still waiting for a restore too: the Config may have stopped selecting them
+                // (deleted, selector changed, autoRestore off), and their pods must not wait on.
                 Ok(config) => pvc_store
                     .state()
                     .iter()
-                    .filter(|pvc| config.spec.selects(pvc.metadata.namespace.as_deref().unwrap_or_default(), pvc.labels()))
+                    .filter(|pvc| {
+                        config.spec.selects(pvc.metadata.namespace.as_deref().unwrap_or_default(), pvc.labels())
+                            || controller::restore::state(pvc) == Some(controller::restore::State::Pending)
+                    })
                     .map(|pvc| ObjectRef::from_obj(pvc.as_ref()))
                     .collect(),
                 Err(_) => Vec::new(),

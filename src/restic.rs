@@ -65,7 +65,8 @@ pub fn args(repository: &str, command: &Command<'_>) -> Vec<String> {
         }
         Command::Restore { snapshot_id, target } => push(&["restore", snapshot_id, "--target", target]),
         Command::Forget { hosts, policy } => {
-            push(&["forget", "--prune", "--path", DATA_PATH]);
+            // --json: what was kept and removed is read back from forget's own answer.
+            push(&["forget", "--json", "--prune", "--path", DATA_PATH]);
             for host in hosts.iter() {
                 push(&["--host", host]);
             }
@@ -293,6 +294,7 @@ mod tests {
                 Command::Forget { hosts: &hosts, policy: &policy },
                 with_tail(&[
                     "forget",
+                    "--json",
                     "--prune",
                     "--path",
                     "/data",

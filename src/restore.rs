@@ -39,9 +39,24 @@ pub fn select<'a>(snapshots: &'a [Snapshot], host: &str, wanted: &SnapshotRef) -
     }
 }
 
+/// Each repository's listing (or why it could not be listed), in priority order.
+pub type Listings = Vec<(String, Result<Vec<Snapshot>, String>)>;
+
+/// The listings as they were at `at`: snapshots taken later are left out, so "the newest" asked
+/// for at `at` stays the snapshot it was then, whatever ran in between.
+pub fn as_of(listings: Listings, at: jiff::Timestamp) -> Listings {
+    listings
+        .into_iter()
+        .map(|(repository, listing)| {
+            let kept = listing.map(|snapshots| snapshots.into_iter().filter(|s| s.taken_at().is_none_or(|t| t <= at)).collect());
+            (repository, kept)
+        })
+        .collect()
+}
+
 /// Looks through repositories in priority order (each with its listing of `host`, or why it could
 /// not be listed) and stops at the first that has the snapshot.
-pub fn find(listings: Vec<(String, Result<Vec<Snapshot>, String>)>, host: &str, wanted: &SnapshotRef) -> Found {
+pub fn find(listings: Listings, host: &str, wanted: &SnapshotRef) -> Found {
     let mut searched = Vec::new();
     let mut unreachable = Vec::new();
     for (repository, listing) in listings {
@@ -59,6 +74,24 @@ pub fn find(listings: Vec<(String, Result<Vec<Snapshot>, String>)>, host: &str, 
     } else {
         Found::Unknown { unreachable }
     }
+}
+
+/// Like `find`, but a repository in `avoid` (a previous attempt failed there) is used only when no
+/// other repository has the snapshot: a retry tries the next copy before the same one again.
+pub fn find_avoiding(listings: Listings, host: &str, wanted: &SnapshotRef, avoid: &[String]) -> Found {
+    if !avoid.is_empty() {
+        let others: Listings = listings.iter().filter(|(r, _)| !avoid.contains(r)).cloned().collect();
+        if let found @ Found::Snapshot { .. } = find(others, host, wanted) {
+            return found;
+        }
+    }
+    find(listings, host, wanted)
+}
+
+/// How long to wait before restore attempt `attempt + 1` after `attempt` failed: `base` doubled
+/// each time, at most `cap`.
+pub fn backoff(attempt: u32, base: std::time::Duration, cap: std::time::Duration) -> std::time::Duration {
+    base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(cap)
 }
 
 #[cfg(test)]
@@ -109,6 +142,43 @@ mod tests {
         assert_eq!(select(&snapshots, "shop-data", &named("aaa")).unwrap_err(), ["aaaa1111", "aaab4444"]);
         assert_eq!(select(&snapshots, "shop-data", &named("dddd")).unwrap(), None, "ids of other hosts do not match");
         assert_eq!(select(&snapshots, "shop-data", &named("missing")).unwrap(), None);
+    }
+
+    #[test]
+    fn latest_as_of_the_request_ignores_later_backups() {
+        let at: jiff::Timestamp = "2026-03-10T01:00:00Z".parse().unwrap();
+        let listings = vec![("s3:one".to_owned(), Ok(listing())), ("s3:two".to_owned(), Err("down".to_owned()))];
+        let then = as_of(listings, at);
+        // bbbb2222 (01:30Z) was taken after the request; aaaa1111 (01:00Z exactly) was the newest.
+        assert!(
+            matches!(find(then.clone(), "shop-data", &SnapshotRef::Latest), Found::Snapshot { ref snapshot, .. } if snapshot.id == "aaaa1111")
+        );
+        assert_eq!(then[1].1, Err("down".to_owned()), "an unreachable repository stays unreachable");
+        let before_any = as_of(vec![("s3:one".to_owned(), Ok(listing()))], "2026-01-01T00:00:00Z".parse().unwrap());
+        assert_eq!(find(before_any, "shop-data", &SnapshotRef::Latest), Found::Nowhere { searched: vec!["s3:one".into()] });
+    }
+
+    #[test]
+    fn a_retry_tries_the_next_copy_first() {
+        let both = || vec![("s3:one".to_owned(), Ok(listing())), ("s3:two".to_owned(), Ok(listing()))];
+        let wanted = SnapshotRef::Latest;
+        let first = find_avoiding(both(), "shop-data", &wanted, &[]);
+        assert!(matches!(first, Found::Snapshot { ref repository, .. } if repository == "s3:one"));
+        let second = find_avoiding(both(), "shop-data", &wanted, &["s3:one".to_owned()]);
+        assert!(matches!(second, Found::Snapshot { ref repository, .. } if repository == "s3:two"));
+        // Only the failed copy exists: it is tried again rather than giving up.
+        let only = vec![("s3:one".to_owned(), Ok(listing())), ("s3:two".to_owned(), Ok(vec![]))];
+        let again = find_avoiding(only, "shop-data", &wanted, &["s3:one".to_owned()]);
+        assert!(matches!(again, Found::Snapshot { ref repository, .. } if repository == "s3:one"));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_a_cap() {
+        use std::time::Duration;
+        let (base, cap) = (Duration::from_secs(10), Duration::from_secs(600));
+        let waits: Vec<u64> = (1..=8).map(|n| backoff(n, base, cap).as_secs()).collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 600, 600]);
+        assert_eq!(backoff(1000, base, cap), cap);
     }
 
     #[test]

@@ -19,6 +19,7 @@ fn task(type_: TaskType, name: &str, pvc: &str, spec_name: Option<&str>, mode: O
             name: spec_name.map(str::to_owned),
             restore_mode: mode,
             scheduled_for: None,
+            latest_as_of: None,
         },
     );
     task.metadata.namespace = Some("shop".into());

@@ -76,6 +76,7 @@ fn task(type_: TaskType, name: Option<&str>, mode: Option<RestoreMode>) -> Task 
             name: name.map(str::to_owned),
             restore_mode: mode,
             scheduled_for: None,
+            latest_as_of: None,
         },
     );
     task.metadata.namespace = Some("shop".into());

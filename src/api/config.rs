@@ -157,6 +157,13 @@ impl ConfigSpec {
         repos
     }
 
+    /// Every variable any repository uses (to fetch the Secrets and ConfigMaps they name at once).
+    pub fn all_env(&self) -> Vec<EnvVar> {
+        let mut env = self.env.clone();
+        env.extend(self.repositories.iter().flat_map(|r| r.env.iter().cloned()));
+        env
+    }
+
     /// The restic environment of one repository: the shared `env` overlaid with its own.
     pub fn effective_env(&self, repository: &Repository) -> Vec<EnvVar> {
         let mut merged: Vec<EnvVar> =

@@ -72,6 +72,11 @@ pub struct TaskSpec {
     /// Scheduled Tasks: the schedule slot this Task is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_for: Option<Time>,
+
+    /// Restore of the newest snapshot (no `name`): the newest taken at or before this time, when
+    /// the request was accepted. A backup that ran after the request is not what it restores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_as_of: Option<Time>,
 }
 
 /// The kind of work a Task does.

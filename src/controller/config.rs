@@ -2,11 +2,11 @@
 //! repository, turn due schedule slots into backup Tasks, run retention, answer `manual-backup`
 //! on the Config, and publish all of it in status.
 
-use super::{retry_soon, Error};
+use super::{request, restore, retry_soon, submit, Error};
 use crate::annotation;
 use crate::api::{
-    set_condition, snapshot_host, ConditionStatus, Config, ConfigRef, ConfigStatus, Repository, RepositoryStatus, TaskSpec,
-    TaskTrigger, TaskType, MANUAL_BACKUP_ANNOTATION,
+    set_condition, snapshot_host, ConditionStatus, Config, ConfigStatus, Repository, RepositoryStatus, TaskTrigger,
+    MANUAL_BACKUP_ANNOTATION, MANUAL_RESTORE_ANNOTATION,
 };
 use crate::context::Context;
 use crate::credentials::{self, ResolvedEnv};
@@ -75,60 +75,11 @@ pub async fn selected_pvcs(ctx: &Context, config: &Config) -> Result<Vec<Persist
         .collect())
 }
 
-/// A PVC that can be backed up now: bound and not being deleted.
-pub fn is_backupable(pvc: &PersistentVolumeClaim) -> bool {
-    pvc.metadata.deletion_timestamp.is_none() && pvc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
-}
-
 /// A repository's key in Task names: distinguishes Configs and repositories that back up the
 /// same PVC in the same slot.
 fn repository_key(config: &Config, repository: &Repository) -> String {
     let identity = format!("{}/{}/{}", config.namespace().unwrap_or_default(), config.name_any(), repository.target);
     format!("{:08x}", naming::fnv1a(identity.as_bytes()) as u32)
-}
-
-/// Builds a backup Task for `pvc`; the caller creates it.
-pub fn backup_task(
-    config: &Config,
-    pvc: &PersistentVolumeClaim,
-    name: &str,
-    repository: &Repository,
-    trigger: TaskTrigger,
-    backup_name: Option<String>,
-    slot: Option<Timestamp>,
-) -> Result<crate::api::Task, Error> {
-    let namespace = pvc.namespace().ok_or(Error::MissingField("PVC namespace"))?;
-    let pvc_name = pvc.name_any();
-    let mut task = crate::api::Task::new(
-        name,
-        TaskSpec {
-            type_: TaskType::Backup,
-            trigger,
-            pvc_name: pvc_name.clone(),
-            config_ref: ConfigRef { name: config.name_any(), namespace: config.namespace().unwrap_or_default() },
-            repository: Some(repository.target.clone()),
-            host: snapshot_host(&namespace, &pvc_name),
-            name: backup_name,
-            restore_mode: None,
-            scheduled_for: slot.map(Time),
-        },
-    );
-    super::task::place_beside(&mut task, pvc, config);
-    Ok(task)
-}
-
-/// Creates a Task unless one of that name exists (then the trigger was already served).
-pub async fn create_task(ctx: &Context, task: &crate::api::Task) -> Result<bool, kube::Error> {
-    let api: Api<crate::api::Task> = Api::namespaced(ctx.client.clone(), task.metadata.namespace.as_deref().unwrap_or_default());
-    match api.create(&Default::default(), task).await {
-        Ok(_) => Ok(true),
-        Err(e) if is_already_exists(&e) => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-pub fn is_already_exists(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status) if status.reason == "AlreadyExists" || status.code == 409)
 }
 
 pub async fn reconcile(guard: Arc<DeserializeGuard<Config>>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -164,22 +115,78 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Config>>, ctx: Arc<Context>) 
 
     let pvcs = selected_pvcs(&ctx, config).await?;
     status.matched_pvcs = Some(pvcs.len() as i32);
-    let backupable: Vec<&PersistentVolumeClaim> = pvcs.iter().filter(|p| is_backupable(p)).collect();
+    let backupable: Vec<&PersistentVolumeClaim> = pvcs.iter().filter(|p| submit::is_backupable(p)).collect();
 
-    let env_sources = ctx.fetch_env_sources(&config.namespace().unwrap_or_default(), &all_env(config)).await?;
-    let mut wake_at: Option<Timestamp> = None;
-    let mut wake = |at: Timestamp| wake_at = Some(wake_at.map_or(at, |w: Timestamp| w.min(at)));
+    // Requests first: their Tasks wait for their repository themselves, so nothing here waits
+    // for a repository check.
+    answer_manual_backup(&ctx, config, &backupable).await?;
+    answer_manual_restore(&ctx, config, &pvcs).await?;
+
+    let env_sources = ctx.fetch_env_sources(&config.namespace().unwrap_or_default(), &config.spec.all_env()).await?;
     let generation_changed = previous.observed_generation != generation;
-
-    // Repositories are independent: one that hangs or fails holds up none of the others.
-    let checks = planned.iter().map(|p| {
+    let hosts: Vec<String> =
+        pvcs.iter().map(|pvc| snapshot_host(&pvc.namespace().unwrap_or_default(), &pvc.name_any())).collect();
+    // Repositories are independent: each is checked and then served on its own, so one that
+    // hangs or fails delays none of the others' slots.
+    let served = planned.iter().map(|p| {
         let before = previous.repositories.iter().find(|r| r.target == p.repository.target).cloned();
-        check_repository(&ctx, config, p.repository, &env_sources, before, generation_changed, now)
+        let work = Work { ctx: &ctx, config, env_sources: &env_sources, backupable: &backupable, hosts: &hosts, now };
+        async move { work.serve(p, before, generation_changed).await }
     });
-    let checked: Vec<(RepositoryStatus, Option<ResolvedEnv>)> = futures::future::join_all(checks).await;
+    let mut wake_at: Option<Timestamp> = None;
+    for result in futures::future::join_all(served).await {
+        let (repo_status, wake) = result?;
+        wake_at = Some(wake_at.map_or(wake, |w: Timestamp| w.min(wake)));
+        status.repositories.push(repo_status);
+    }
 
-    for (p, (mut repo_status, env)) in planned.iter().zip(checked) {
+    let ready = status.repositories.iter().filter(|r| r.ready).count();
+    status.repository_summary = Some(format!("{ready}/{}", status.repositories.len()));
+    let unready: Vec<String> =
+        status.repositories.iter().filter(|r| !r.ready).map(|r| format!("{}: {}", r.target, r.message)).collect();
+    let (all_ready, reason, message) = if unready.is_empty() {
+        (true, "RepositoriesReady", format!("{ready} repositories ready, {} PVCs selected", pvcs.len()))
+    } else {
+        (false, "RepositoryUnavailable", unready.join("; "))
+    };
+    set_condition(&mut status.conditions, "RepositoriesReady", all_ready.into(), reason, &message, generation, now);
+    set_condition(&mut status.conditions, "Ready", all_ready.into(), reason, message, generation, now);
+    patch_status(&api, config, &status).await?;
+
+    let wait = wake_at.map_or(ctx.settings.repository_check_interval, |at| {
+        Duration::from_secs_f64((at.as_millisecond() - Timestamp::now().as_millisecond()).max(1000) as f64 / 1000.0)
+    });
+    Ok(Action::requeue(wait))
+}
+
+/// What serving one repository needs from its Config's reconcile.
+#[derive(Clone, Copy)]
+struct Work<'a> {
+    ctx: &'a Context,
+    config: &'a Config,
+    env_sources: &'a crate::context::FetchedValues,
+    backupable: &'a [&'a PersistentVolumeClaim],
+    /// Snapshot hosts of every selected PVC (retention is limited to them).
+    hosts: &'a [String],
+    now: Timestamp,
+}
+
+impl Work<'_> {
+    /// Checks one repository when due, then turns its due backup slot into Tasks and runs its due
+    /// retention. Returns its status and when it next needs a look.
+    async fn serve(
+        self,
+        p: &Planned<'_>,
+        before: Option<RepositoryStatus>,
+        generation_changed: bool,
+    ) -> Result<(RepositoryStatus, Timestamp), Error> {
+        let (ctx, config, now) = (self.ctx, self.config, self.now);
         let repository = p.repository;
+        let object_ref = config.object_ref(&());
+        let (mut repo_status, env) =
+            check_repository(ctx, config, repository, self.env_sources, before, generation_changed, now).await;
+        let mut wake_at = now + ctx.settings.repository_check_interval;
+        let mut wake = |at: Timestamp| wake_at = wake_at.min(at);
         // A fresh Config starts counting slots now: applying it does not back everything up at once.
         let last_backup = repo_status.last_backup_slot.clone().map_or(now, |t| t.0);
         let last_forget = repo_status.last_forget_slot.clone().map_or(now, |t| t.0);
@@ -188,20 +195,18 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Config>>, ctx: Arc<Context>) 
 
         if repo_status.ready {
             if let Some(slot) = p.backup.latest_due(last_backup, now) {
-                let mut created = 0;
-                for pvc in &backupable {
-                    let name = naming::scheduled_task_name(&pvc.name_any(), &repository_key(config, repository), slot);
-                    let task =
-                        backup_task(config, pvc, &name, repository, TaskTrigger::Scheduled, Some(name.clone()), Some(slot))?;
-                    created += usize::from(create_task(&ctx, &task).await?);
+                match self.schedule_slot(repository, slot).await {
+                    Ok(()) => repo_status.last_backup_slot = Some(Time(slot)),
+                    // Some PVCs' Tasks could not be created for a passing reason: the slot is
+                    // tried again (the created ones are found by name).
+                    Err(message) => {
+                        repo_status.message = message;
+                        wake(now + ctx.settings.retry_interval);
+                    }
                 }
-                tracing::info!(config = %config.name_any(), repository = %repository.target, %slot, created, "backup slot");
-                repo_status.last_backup_slot = Some(Time(slot));
             }
             if let (Some(slot), Some(env)) = (p.retention.latest_due(last_forget, now), env.as_ref()) {
-                let hosts: Vec<String> =
-                    pvcs.iter().map(|pvc| snapshot_host(&pvc.namespace().unwrap_or_default(), &pvc.name_any())).collect();
-                match run_retention(&ctx, repository, env, &hosts).await {
+                match run_retention(ctx, repository, env, self.hosts).await {
                     Ok(message) => {
                         repo_status.last_forget_slot = Some(Time(slot));
                         ctx.event(
@@ -239,34 +244,31 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Config>>, ctx: Arc<Context>) 
         if let Some(checked) = &repo_status.last_check_time {
             wake(checked.0 + ctx.settings.repository_check_interval);
         }
-        status.repositories.push(repo_status);
+        Ok((repo_status, wake_at))
     }
 
-    let ready = status.repositories.iter().filter(|r| r.ready).count();
-    status.repository_summary = Some(format!("{ready}/{}", status.repositories.len()));
-    let unready: Vec<String> =
-        status.repositories.iter().filter(|r| !r.ready).map(|r| format!("{}: {}", r.target, r.message)).collect();
-    let (all_ready, reason, message) = if unready.is_empty() {
-        (true, "RepositoriesReady", format!("{ready} repositories ready, {} PVCs selected", pvcs.len()))
-    } else {
-        (false, "RepositoryUnavailable", unready.join("; "))
-    };
-    set_condition(&mut status.conditions, "RepositoriesReady", all_ready.into(), reason, &message, generation, now);
-    set_condition(&mut status.conditions, "Ready", all_ready.into(), reason, message, generation, now);
-
-    answer_manual_backup(&ctx, config, &backupable).await?;
-    patch_status(&api, config, &status).await?;
-
-    let wait = wake_at.map_or(ctx.settings.repository_check_interval, |at| {
-        Duration::from_secs_f64((at.as_millisecond() - Timestamp::now().as_millisecond()).max(1000) as f64 / 1000.0)
-    });
-    Ok(Action::requeue(wait))
-}
-
-pub fn all_env(config: &Config) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
-    let mut env = config.spec.env.clone();
-    env.extend(config.spec.repositories.iter().flat_map(|r| r.env.iter().cloned()));
-    env
+    /// One backup Task per backupable PVC for `slot`. A PVC whose Task the API server refuses is
+    /// told so by an Event and skipped; it never stops the others. Any other failure is returned
+    /// after every PVC has been tried, so the slot is tried again.
+    async fn schedule_slot(self, repository: &Repository, slot: Timestamp) -> Result<(), String> {
+        let (ctx, config) = (self.ctx, self.config);
+        let mut created = 0;
+        let mut passing = None;
+        for pvc in self.backupable {
+            let name = naming::scheduled_task_name(&pvc.name_any(), &repository_key(config, repository), slot);
+            let task = submit::backup(config, pvc, &name, repository, TaskTrigger::Scheduled, Some(name.clone()), Some(slot));
+            match submit::create(ctx, &task).await {
+                Ok(new) => created += usize::from(new),
+                Err(e) if submit::is_refused(&e) => {
+                    let message = format!("scheduled backup to {} not created: {e}", repository.target);
+                    ctx.event(&pvc.object_ref(&()), EventType::Warning, "BackupNotScheduled", "Schedule", message).await;
+                }
+                Err(e) => passing = Some(format!("creating backup Task {name}: {e}")),
+            }
+        }
+        tracing::info!(config = %config.name_any(), repository = %repository.target, %slot, created, "backup slot");
+        passing.map_or(Ok(()), Err)
+    }
 }
 
 /// Checks a repository when due (spec changed, not ready, or the interval passed), creating it
@@ -351,8 +353,13 @@ async fn run_retention(ctx: &Context, repository: &Repository, env: &ResolvedEnv
 
 /// "kept N, removed M snapshots" from `forget --json` (its first line; prune's text follows).
 fn forget_summary(output: &str) -> String {
-    let groups: Vec<serde_json::Value> =
-        output.lines().find(|l| l.trim_start().starts_with('[')).and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
+    let Some(groups) = output
+        .lines()
+        .find(|l| l.trim_start().starts_with('['))
+        .and_then(|l| serde_json::from_str::<Vec<serde_json::Value>>(l).ok())
+    else {
+        return "forgot by policy and pruned (restic printed no list of what it kept)".into();
+    };
     let count = |key: &str| groups.iter().map(|g| g[key].as_array().map_or(0, Vec::len)).sum::<usize>();
     format!("kept {} and removed {} snapshots, then pruned", count("keep"), count("remove"))
 }
@@ -360,9 +367,9 @@ fn forget_summary(output: &str) -> String {
 /// `manual-backup` on a Config: claimed, then one Task per selected PVC, then the claim is dropped.
 async fn answer_manual_backup(ctx: &Context, config: &Config, pvcs: &[&PersistentVolumeClaim]) -> Result<(), Error> {
     let api: Api<Config> = Api::namespaced(ctx.client.clone(), &config.namespace().unwrap_or_default());
-    let Some((version, value)) = super::request::claimed(config, MANUAL_BACKUP_ANNOTATION) else {
+    let Some((version, value)) = request::claimed(config, MANUAL_BACKUP_ANNOTATION) else {
         if let Some(value) = config.annotations().get(MANUAL_BACKUP_ANNOTATION) {
-            super::request::claim(&api, config, MANUAL_BACKUP_ANNOTATION, value).await?;
+            request::claim(&api, config, MANUAL_BACKUP_ANNOTATION, value).await?;
         }
         return Ok(());
     };
@@ -396,8 +403,8 @@ async fn answer_manual_backup(ctx: &Context, config: &Config, pvcs: &[&Persisten
                 let identity = format!("{}/{}", config.uid().unwrap_or_default(), pvc.uid().unwrap_or_default());
                 let name = naming::request_task_name("backup", &pvc.name_any(), &identity, &version, &value);
                 let backup_name = request.name().map_or_else(|| name.clone(), str::to_owned);
-                let task = backup_task(config, pvc, &name, repository, TaskTrigger::Manual, Some(backup_name), None)?;
-                created += usize::from(create_task(ctx, &task).await?);
+                let task = submit::backup(config, pvc, &name, repository, TaskTrigger::Manual, Some(backup_name), None);
+                created += usize::from(submit::create(ctx, &task).await?);
             }
             ctx.event(
                 &object_ref,
@@ -413,7 +420,56 @@ async fn answer_manual_backup(ctx: &Context, config: &Config, pvcs: &[&Persisten
             .await;
         }
     }
-    super::request::release(&api, config, MANUAL_BACKUP_ANNOTATION).await
+    request::release(&api, config, MANUAL_BACKUP_ANNOTATION).await
+}
+
+/// `manual-restore` on a Config: claimed, then served on each selected PVC exactly as on the PVC
+/// itself (each gets its Task, or its `Rejected:` answer), then the claim is dropped.
+async fn answer_manual_restore(ctx: &Context, config: &Config, pvcs: &[PersistentVolumeClaim]) -> Result<(), Error> {
+    let api: Api<Config> = Api::namespaced(ctx.client.clone(), &config.namespace().unwrap_or_default());
+    let Some((version, value)) = request::claimed(config, MANUAL_RESTORE_ANNOTATION) else {
+        if let Some(value) = config.annotations().get(MANUAL_RESTORE_ANNOTATION) {
+            request::claim(&api, config, MANUAL_RESTORE_ANNOTATION, value).await?;
+        }
+        return Ok(());
+    };
+    let object_ref = config.object_ref(&());
+    let whole_config = match annotation::parse(&value) {
+        Err(e) => Err(e.to_string()),
+        Ok(request) if request.host.is_some() => {
+            Err("a host cannot be given for a restore of a whole Config: each PVC restores its own".to_owned())
+        }
+        Ok(_) => Ok(()),
+    };
+    if let Err(message) = whole_config {
+        let message = format!("manual-restore={value:?} rejected: {message}");
+        ctx.event(&object_ref, EventType::Warning, "InvalidRequest", "ManualRestore", message).await;
+        return request::release(&api, config, MANUAL_RESTORE_ANNOTATION).await;
+    }
+    let (mut requested, mut rejected) = (0, 0);
+    for pvc in pvcs.iter().filter(|pvc| pvc.metadata.deletion_timestamp.is_none()) {
+        let identity = format!("{}/{}", config.uid().unwrap_or_default(), pvc.uid().unwrap_or_default());
+        let outcome = restore::serve_manual_restore(pvc, Some(config), ctx, &identity, &version, &value).await?;
+        if outcome.is_ok() {
+            requested += 1;
+        } else {
+            rejected += 1;
+        }
+        let pvc_api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &pvc.namespace().unwrap_or_default());
+        request::answer(ctx, pvc, &pvc_api, "manual-restore", restore::RESULT_ANNOTATION, &value, outcome).await?;
+    }
+    let (type_, message) = if rejected == 0 {
+        (EventType::Normal, format!("manual-restore={value:?}: {requested} restore Tasks requested"))
+    } else {
+        (
+            EventType::Warning,
+            format!(
+                "manual-restore={value:?}: {requested} restore Tasks requested, {rejected} PVCs rejected it (see their Events)"
+            ),
+        )
+    };
+    ctx.event(&object_ref, type_, "RestoreRequested", "ManualRestore", message).await;
+    request::release(&api, config, MANUAL_RESTORE_ANNOTATION).await
 }
 
 async fn patch_status(api: &Api<Config>, config: &Config, status: &ConfigStatus) -> Result<(), Error> {
@@ -424,4 +480,23 @@ async fn patch_status(api: &Api<Config>, config: &Config, status: &ConfigStatus)
 
 pub fn error_policy(_: Arc<DeserializeGuard<Config>>, error: &Error, _: Arc<Context>) -> Action {
     retry_soon(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_summary_from_forget_json_then_prune_text() {
+        // restic 0.14 `forget --json --prune`: the JSON groups on one line, then prune's progress.
+        let output = r#"[{"tags":null,"host":"shop-data","paths":["/data"],"keep":[{"id":"9a46","short_id":"9a46"}],"remove":[{"id":"737f","short_id":"737f"},{"id":"8e1a","short_id":"8e1a"}],"reasons":[]},{"host":"shop-logs","keep":[{"id":"1111"}],"remove":null}]
+loading indexes...
+to delete:             2 blobs / 498 B
+"#;
+        assert_eq!(forget_summary(output), "kept 2 and removed 2 snapshots, then pruned");
+        assert_eq!(
+            forget_summary("Fatal: unable to open config file"),
+            "forgot by policy and pruned (restic printed no list of what it kept)"
+        );
+    }
 }

@@ -7,6 +7,7 @@ pub mod pvc;
 pub mod quiesce;
 pub mod request;
 pub mod restore;
+pub mod submit;
 pub mod task;
 
 use kube::runtime::controller::Action;

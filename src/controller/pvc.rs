@@ -5,18 +5,15 @@
 //! removed; the outcome is written back onto the PVC (`manual-backup-result`,
 //! `manual-restore-result`) and as Events.
 
-use super::config::{backup_task, create_task, is_backupable};
 use super::task::BACKUP_RESULT_ANNOTATION;
-use super::{gate, request, restore, retry_soon, Error};
+use super::{gate, request, restore, retry_soon, submit, Error};
 use crate::annotation;
 use crate::api::{snapshot_host, Config, TaskTrigger, MANUAL_BACKUP_ANNOTATION, MANUAL_RESTORE_ANNOTATION};
 use crate::context::Context;
 use crate::naming;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use std::sync::Arc;
 
 pub async fn reconcile(pvc: Arc<PersistentVolumeClaim>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -34,11 +31,12 @@ pub async fn reconcile(pvc: Arc<PersistentVolumeClaim>, ctx: Arc<Context>) -> Re
     ] {
         if let Some((version, value)) = request::claimed(pvc.as_ref(), key) {
             let outcome = if what == "manual-restore" {
-                restore::serve_manual_restore(&pvc, config.as_ref(), &ctx, &version, &value).await?
+                let identity = pvc.uid().unwrap_or_default();
+                restore::serve_manual_restore(&pvc, config.as_ref(), &ctx, &identity, &version, &value).await?
             } else {
                 serve_backup_request(&pvc, config.as_ref(), &ctx, &version, &value).await?
             };
-            answer(&ctx, &pvc, &api, what, result_key, &value, outcome).await?;
+            request::answer(&ctx, &pvc, &api, what, result_key, &value, outcome).await?;
             request::release(&api, pvc.as_ref(), key).await?;
             return Ok(Action::requeue(std::time::Duration::from_millis(100)));
         }
@@ -47,39 +45,11 @@ pub async fn reconcile(pvc: Arc<PersistentVolumeClaim>, ctx: Arc<Context>) -> Re
             return Ok(Action::requeue(std::time::Duration::from_millis(100)));
         }
     }
-    let action = match &config {
-        Some(config) => restore::reconcile_auto(&pvc, config, &ctx).await?,
-        None => Action::await_change(),
-    };
+    let action = restore::reconcile_auto(&pvc, config.as_ref(), &ctx).await?;
     if !restore::holds_pods(&pvc, config.as_ref()) {
         gate::release_pods(&ctx, &namespace).await?;
     }
     Ok(action)
-}
-
-/// Records the outcome of a request: an Event, and on rejection an answer annotation (accepted
-/// requests are answered when their Task finishes).
-async fn answer(
-    ctx: &Context,
-    pvc: &PersistentVolumeClaim,
-    api: &Api<PersistentVolumeClaim>,
-    what: &str,
-    result_annotation: &str,
-    value: &str,
-    outcome: Result<String, String>,
-) -> Result<(), Error> {
-    let object_ref = pvc.object_ref(&());
-    let reason = if what == "manual-backup" { "BackupRequested" } else { "RestoreRequested" };
-    match outcome {
-        Ok(message) => ctx.event(&object_ref, EventType::Normal, reason, what, message).await,
-        Err(message) => {
-            let message = format!("{what}={value:?} rejected: {message}");
-            ctx.event(&object_ref, EventType::Warning, "InvalidRequest", what, &message).await;
-            let patch = serde_json::json!({"metadata": {"annotations": {result_annotation: format!("Rejected: {message}")}}});
-            api.patch(&pvc.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
-        }
-    }
-    Ok(())
 }
 
 /// Creates the Task for a backup request, or says why it cannot be served.
@@ -102,7 +72,7 @@ async fn serve_backup_request(
     let Some(config) = config else {
         return Ok(Err("no Config selects this PVC".into()));
     };
-    if !is_backupable(pvc) {
+    if !submit::is_backupable(pvc) {
         return Ok(Err("the PVC is not bound".into()));
     }
     let repository = match request.resolve_repository(&config.spec.repositories) {
@@ -112,8 +82,8 @@ async fn serve_backup_request(
     };
     let name = naming::request_task_name("backup", &pvc.name_any(), &pvc.uid().unwrap_or_default(), version, value);
     let backup_name = request.name().map_or_else(|| name.clone(), str::to_owned);
-    let task = backup_task(config, pvc, &name, repository, TaskTrigger::Manual, Some(backup_name.clone()), None)?;
-    create_task(ctx, &task).await?;
+    let task = submit::backup(config, pvc, &name, repository, TaskTrigger::Manual, Some(backup_name.clone()), None);
+    submit::create(ctx, &task).await?;
     Ok(Ok(format!("backup {backup_name:?} to {} requested as Task {name}", repository.target)))
 }
 

@@ -73,6 +73,12 @@ pub async fn pods_mounting(ctx: &Context, namespace: &str, claim: &str) -> Resul
         .collect())
 }
 
+/// Names of the pods (not being deleted) that mount the PVC and are scheduled, i.e. not held.
+pub async fn pods_using(ctx: &Context, pvc: &k8s_openapi::api::core::v1::PersistentVolumeClaim) -> Result<Vec<String>, Error> {
+    let pods = pods_mounting(ctx, &pvc.namespace().unwrap_or_default(), &pvc.name_any()).await?;
+    Ok(pods.into_iter().filter(|pod| pod.metadata.deletion_timestamp.is_none()).map(|pod| pod.name_any()).collect())
+}
+
 /// The workloads behind the pods that mount a PVC.
 pub async fn owners(ctx: &Context, namespace: &str, claim: &str) -> Result<Owners, Error> {
     let mut owners = Owners::default();

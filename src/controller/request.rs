@@ -7,7 +7,10 @@
 //! identity, so a request makes its Tasks once; a request written again later is a new one.
 
 use super::Error;
+use crate::context::Context;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{Patch, PatchParams};
+use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use std::fmt::Debug;
 
@@ -75,6 +78,31 @@ where
         ]),
     )
     .await?;
+    Ok(())
+}
+
+/// Records the outcome of a request on a PVC: an Event, and on rejection an answer annotation
+/// (accepted requests are answered when their Task finishes).
+pub async fn answer(
+    ctx: &Context,
+    pvc: &PersistentVolumeClaim,
+    api: &Api<PersistentVolumeClaim>,
+    what: &str,
+    result_annotation: &str,
+    value: &str,
+    outcome: Result<String, String>,
+) -> Result<(), Error> {
+    let object_ref = pvc.object_ref(&());
+    let reason = if what == "manual-backup" { "BackupRequested" } else { "RestoreRequested" };
+    match outcome {
+        Ok(message) => ctx.event(&object_ref, EventType::Normal, reason, what, message).await,
+        Err(message) => {
+            let message = format!("{what}={value:?} rejected: {message}");
+            ctx.event(&object_ref, EventType::Warning, "InvalidRequest", what, &message).await;
+            let patch = serde_json::json!({"metadata": {"annotations": {result_annotation: format!("Rejected: {message}")}}});
+            api.patch(&pvc.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        }
+    }
     Ok(())
 }
 

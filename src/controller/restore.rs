@@ -13,15 +13,15 @@
 //! automatic restore (the Job runs in IfEmpty mode), so a PVC that predates the operator or the
 //! Config keeps its data, while a PVC re-created during DR is restored whichever was applied first.
 
-use super::config::create_task;
+use super::submit::{self, RestoreRequest};
 use super::Error;
 use crate::annotation::{self, SnapshotRef};
-use crate::api::{snapshot_host, Config, ConfigRef, Repository, RestoreMode, Task, TaskPhase, TaskSpec, TaskTrigger, TaskType};
+use crate::api::{snapshot_host, Config, Repository, Task, TaskPhase, TaskTrigger};
 use crate::context::Context;
 use crate::credentials;
 use crate::naming;
-use crate::restic::Snapshot;
-use crate::restore::{self, Found};
+use crate::restore::{self, Found, Listings};
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -33,6 +33,13 @@ pub const STATE_ANNOTATION: &str = "backup.datarestor-operator.com/restore-state
 pub const MESSAGE_ANNOTATION: &str = "backup.datarestor-operator.com/restore-message";
 pub const TASK_ANNOTATION: &str = "backup.datarestor-operator.com/restore-task";
 pub const RESULT_ANNOTATION: &str = "backup.datarestor-operator.com/manual-restore-result";
+/// Failed automatic restore attempts so far, when the last one failed, and the repositories they
+/// failed in (a JSON list): the next attempt waits, and tries another copy first.
+pub const ATTEMPTS_ANNOTATION: &str = "backup.datarestor-operator.com/restore-attempts";
+pub const RETRY_AT_ANNOTATION: &str = "backup.datarestor-operator.com/restore-retry-at";
+pub const FAILED_IN_ANNOTATION: &str = "backup.datarestor-operator.com/restore-failed-in";
+/// Longest wait between automatic restore attempts.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(15 * 60);
 /// Scheduling gate the admission webhook puts on pods that mount a held PVC.
 pub const GATE: &str = "backup.datarestor-operator.com/restore";
 /// A PVC this young that is already in use when a stopPods Config first selects it is treated as
@@ -71,6 +78,13 @@ pub fn blocks_backup(pvc: &PersistentVolumeClaim) -> bool {
     matches!(state(pvc), Some(State::Pending | State::Restoring))
 }
 
+async fn patch_annotations(ctx: &Context, pvc: &PersistentVolumeClaim, annotations: serde_json::Value) -> Result<(), Error> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &pvc.namespace().unwrap_or_default());
+    let patch = serde_json::json!({"metadata": {"annotations": annotations}});
+    api.patch(&pvc.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    Ok(())
+}
+
 async fn set_state(
     ctx: &Context,
     pvc: &PersistentVolumeClaim,
@@ -78,30 +92,32 @@ async fn set_state(
     message: &str,
     task: Option<&str>,
 ) -> Result<(), Error> {
-    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &pvc.namespace().unwrap_or_default());
-    let patch = serde_json::json!({"metadata": {"annotations": {
+    let mut annotations = serde_json::json!({
         STATE_ANNOTATION: format!("{state:?}"),
         MESSAGE_ANNOTATION: message,
         TASK_ANNOTATION: task,
-    }}});
-    api.patch(&pvc.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
-    Ok(())
+    });
+    if state == State::Released {
+        // The attempt count stays as a record; what only steers the next attempt goes.
+        annotations[RETRY_AT_ANNOTATION] = serde_json::Value::Null;
+        annotations[FAILED_IN_ANNOTATION] = serde_json::Value::Null;
+    }
+    patch_annotations(ctx, pvc, annotations).await
 }
 
-/// Pods (not finished, not being deleted) that mount the PVC and are scheduled, i.e. not held.
-pub async fn pods_using(ctx: &Context, pvc: &PersistentVolumeClaim) -> Result<Vec<String>, Error> {
-    let pods = super::quiesce::pods_mounting(ctx, &pvc.namespace().unwrap_or_default(), &pvc.name_any()).await?;
-    Ok(pods.into_iter().filter(|pod| pod.metadata.deletion_timestamp.is_none()).map(|pod| pod.name_any()).collect())
+/// Failed automatic restore attempts so far.
+fn attempts(pvc: &PersistentVolumeClaim) -> u32 {
+    pvc.annotations().get(ATTEMPTS_ANNOTATION).and_then(|a| a.parse().ok()).unwrap_or(0)
+}
+
+/// Repositories the failed attempts used.
+fn failed_in(pvc: &PersistentVolumeClaim) -> Vec<String> {
+    pvc.annotations().get(FAILED_IN_ANNOTATION).and_then(|f| serde_json::from_str(f).ok()).unwrap_or_default()
 }
 
 /// Each repository's listing of `host` (or why it could not be listed), in priority order.
-pub async fn listings(
-    ctx: &Context,
-    config: &Config,
-    repositories: &[&Repository],
-    host: &str,
-) -> Result<Vec<(String, Result<Vec<Snapshot>, String>)>, Error> {
-    let sources = ctx.fetch_env_sources(&config.namespace().unwrap_or_default(), &super::config::all_env(config)).await?;
+pub async fn listings(ctx: &Context, config: &Config, repositories: &[&Repository], host: &str) -> Result<Listings, Error> {
+    let sources = ctx.fetch_env_sources(&config.namespace().unwrap_or_default(), &config.spec.all_env()).await?;
     // A repository the Config's last check found unusable is not asked again here: restic would
     // retry it for minutes. Until the Config has checked (and created) it, it counts as unknown.
     let health = config.status.as_ref().map(|s| s.repositories.clone()).unwrap_or_default();
@@ -115,7 +131,8 @@ pub async fn listings(
                 (_, Err(e)) => Err(e.to_string()),
                 (_, Ok(env)) => match ctx.settings.restic.snapshots(&repository.target, &env, Some(host)).await {
                     Ok(snapshots) => Ok(snapshots),
-                    // No repository there (yet): it has no snapshot of anyone.
+                    // Only a definite "there is no repository here" means no snapshot; an outage
+                    // (which restic words much the same) leaves the answer unknown.
                     Err(e) if e.failure == crate::restic::Failure::NoRepository => Ok(Vec::new()),
                     Err(e) => Err(e.to_string()),
                 },
@@ -126,48 +143,40 @@ pub async fn listings(
     Ok(futures::future::join_all(lookups).await)
 }
 
-/// Builds a restore Task for `pvc`.
-fn restore_task(config: &Config, pvc: &PersistentVolumeClaim, name: &str, spec: RestoreRequest) -> Task {
-    let mut task = Task::new(
-        name,
-        TaskSpec {
-            type_: TaskType::Restore,
-            trigger: spec.trigger,
-            pvc_name: pvc.name_any(),
-            config_ref: ConfigRef { name: config.name_any(), namespace: config.namespace().unwrap_or_default() },
-            repository: spec.repository,
-            host: spec.host,
-            name: spec.name,
-            restore_mode: Some(spec.mode),
-            scheduled_for: None,
-        },
-    );
-    super::task::place_beside(&mut task, pvc, config);
-    task
-}
-
-struct RestoreRequest {
-    trigger: TaskTrigger,
-    repository: Option<String>,
-    host: String,
-    name: Option<String>,
-    mode: RestoreMode,
+/// Repositories among `repositories` the Config has not checked yet (the operator is starting, or
+/// the Config was just applied): nothing can be said about them, and nothing should be failed.
+pub fn unchecked(config: &Config, repositories: &[&Repository]) -> Vec<String> {
+    let health = config.status.as_ref().map(|s| s.repositories.as_slice()).unwrap_or_default();
+    repositories.iter().filter(|r| !health.iter().any(|h| h.target == r.target)).map(|r| r.target.clone()).collect()
 }
 
 async fn get_task(ctx: &Context, namespace: &str, name: &str) -> Result<Option<Task>, Error> {
     Ok(Api::<Task>::namespaced(ctx.client.clone(), namespace).get_opt(name).await?)
 }
 
-/// Drives a selected PVC's restore state (see the module documentation).
-pub async fn reconcile_auto(pvc: &PersistentVolumeClaim, config: &Config, ctx: &Context) -> Result<Action, Error> {
+/// The automatic restore Task of attempt `attempt` (1 for the first).
+fn auto_task_name(pvc: &PersistentVolumeClaim, short_id: &str, attempt: u32) -> String {
+    let uid = pvc.uid().unwrap_or_default();
+    let uid = &uid[..8.min(uid.len())];
+    let pvc_name = pvc.name_any();
+    if attempt <= 1 {
+        naming::bounded_name(&["restore", &pvc_name, short_id, uid])
+    } else {
+        naming::bounded_name(&["restore", &pvc_name, short_id, uid, &format!("a{attempt}")])
+    }
+}
+
+/// Drives a PVC's restore state (see the module documentation). `config` is the Config that
+/// selects it now, if any.
+pub async fn reconcile_auto(pvc: &PersistentVolumeClaim, config: Option<&Config>, ctx: &Context) -> Result<Action, Error> {
     let namespace = pvc.namespace().unwrap_or_default();
     let object_ref = pvc.object_ref(&());
     let retry = Action::requeue(ctx.settings.retry_interval);
-    match state(pvc) {
-        Some(State::Released) => Ok(Action::await_change()),
-        None if !config.spec.auto_restore => Ok(Action::await_change()),
-        None => {
-            let users = pods_using(ctx, pvc).await?;
+    let auto = config.filter(|c| c.spec.auto_restore);
+    match (state(pvc), auto) {
+        (Some(State::Released), _) | (None, None) => Ok(Action::await_change()),
+        (None, Some(config)) => {
+            let users = super::quiesce::pods_using(ctx, pvc).await?;
             // Pods that got to a brand-new volume before the Config did (apps applied first during
             // DR): with stopPods their workloads are stopped for the restore, which still only
             // fills an empty volume.
@@ -189,26 +198,38 @@ pub async fn reconcile_auto(pvc: &PersistentVolumeClaim, config: &Config, ctx: &
             set_state(ctx, pvc, State::Pending, "new volume: looking for its newest snapshot", None).await?;
             Ok(Action::requeue(Duration::from_millis(10)))
         }
-        Some(State::Pending) => {
+        (Some(State::Pending), None) => {
+            // The Config was deleted, stopped selecting the PVC or turned autoRestore off: nothing
+            // will restore it, so nothing may keep its pods waiting.
+            let message = "no Config with autoRestore selects this PVC any more; released without a restore";
+            set_state(ctx, pvc, State::Released, message, None).await?;
+            ctx.event(&object_ref, EventType::Warning, "RestoreCancelled", "AutoRestore", message).await;
+            Ok(Action::await_change())
+        }
+        (Some(State::Pending), Some(config)) => {
+            if let Some(wait) = retry_wait(pvc) {
+                return Ok(Action::requeue(wait));
+            }
             let host = snapshot_host(&namespace, &pvc.name_any());
             let repositories = config.spec.repositories_by_priority();
-            match restore::find(listings(ctx, config, &repositories, &host).await?, &host, &SnapshotRef::Latest) {
+            let listings = listings(ctx, config, &repositories, &host).await?;
+            match restore::find_avoiding(listings, &host, &SnapshotRef::Latest, &failed_in(pvc)) {
                 Found::Snapshot { repository, snapshot } => {
-                    let name = naming::bounded_name(&[
-                        "restore",
-                        &pvc.name_any(),
-                        &snapshot.short_id,
-                        &pvc.uid().unwrap_or_default()[..8.min(pvc.uid().unwrap_or_default().len())],
-                    ]);
+                    let attempt = attempts(pvc) + 1;
+                    let name = auto_task_name(pvc, &snapshot.short_id, attempt);
                     let request = RestoreRequest {
                         trigger: TaskTrigger::Auto,
                         repository: Some(repository.clone()),
                         host,
                         name: Some(snapshot.id.clone()),
-                        mode: RestoreMode::IfEmpty,
+                        mode: crate::api::RestoreMode::IfEmpty,
+                        accepted_at: Timestamp::now(),
                     };
-                    create_task(ctx, &restore_task(config, pvc, &name, request)).await?;
-                    let message = format!("restoring snapshot {} from {repository}", snapshot.short_id);
+                    submit::create(ctx, &submit::restore(config, pvc, &name, request)).await?;
+                    let mut message = format!("restoring snapshot {} from {repository}", snapshot.short_id);
+                    if attempt > 1 {
+                        message.push_str(&format!(" (attempt {attempt})"));
+                    }
                     set_state(ctx, pvc, State::Restoring, &message, Some(&name)).await?;
                     ctx.event(&object_ref, EventType::Normal, "RestoreStarted", "AutoRestore", message).await;
                     Ok(Action::await_change())
@@ -232,47 +253,95 @@ pub async fn reconcile_auto(pvc: &PersistentVolumeClaim, config: &Config, ctx: &
                 Found::Ambiguous { .. } => Ok(retry),
             }
         }
-        Some(State::Restoring) => {
-            let Some(task_name) = pvc.annotations().get(TASK_ANNOTATION).filter(|t| !t.is_empty()) else {
-                set_state(ctx, pvc, State::Pending, "restore Task unknown; looking again", None).await?;
-                return Ok(retry);
-            };
-            let Some(task) = get_task(ctx, &namespace, task_name).await? else {
-                set_state(ctx, pvc, State::Pending, &format!("restore Task {task_name} disappeared; looking again"), None)
-                    .await?;
-                return Ok(retry);
-            };
-            let status = task.status.clone().unwrap_or_default();
-            match status.phase.unwrap_or_default() {
-                TaskPhase::Completed => {
-                    let message =
-                        format!("restored snapshot {} by Task {task_name}", status.short_snapshot_id.unwrap_or_default());
-                    set_state(ctx, pvc, State::Released, &message, Some(task_name)).await?;
-                    Ok(Action::await_change())
-                }
-                TaskPhase::Failed if status.conditions.iter().any(|c| c.type_ == "Succeeded" && c.reason == "VolumeNotEmpty") => {
-                    let message = format!("the volume already holds data; nothing restored (Task {task_name})");
-                    set_state(ctx, pvc, State::Released, &message, Some(task_name)).await?;
-                    ctx.event(&object_ref, EventType::Normal, "RestoreSkipped", "AutoRestore", message).await;
-                    Ok(Action::await_change())
-                }
-                TaskPhase::Failed => {
-                    let message =
-                        format!("restore Task {task_name} failed; trying again: {}", status.message.unwrap_or_default());
-                    set_state(ctx, pvc, State::Pending, &message, None).await?;
-                    Ok(retry)
-                }
-                _ => Ok(Action::await_change()),
-            }
-        }
+        (Some(State::Restoring), _) => follow_restore(pvc, auto, ctx).await,
     }
 }
 
-/// Serves `manual-restore` on a PVC: records a restore Task, or says why not.
+/// How long until the next automatic attempt may start, when a failed one asked to wait.
+fn retry_wait(pvc: &PersistentVolumeClaim) -> Option<Duration> {
+    let at: Timestamp = pvc.annotations().get(RETRY_AT_ANNOTATION)?.parse().ok()?;
+    let left = at.as_millisecond() - Timestamp::now().as_millisecond();
+    (left > 0).then(|| Duration::from_millis(left as u64))
+}
+
+/// A PVC in `Restoring`: moves on when its restore Task has finished.
+async fn follow_restore(pvc: &PersistentVolumeClaim, auto: Option<&Config>, ctx: &Context) -> Result<Action, Error> {
+    let namespace = pvc.namespace().unwrap_or_default();
+    let object_ref = pvc.object_ref(&());
+    let retry = Action::requeue(ctx.settings.retry_interval);
+    let Some(task_name) = pvc.annotations().get(TASK_ANNOTATION).filter(|t| !t.is_empty()) else {
+        set_state(ctx, pvc, State::Pending, "restore Task unknown; looking again", None).await?;
+        return Ok(retry);
+    };
+    let Some(task) = get_task(ctx, &namespace, task_name).await? else {
+        set_state(ctx, pvc, State::Pending, &format!("restore Task {task_name} disappeared; looking again"), None).await?;
+        return Ok(retry);
+    };
+    let status = task.status.clone().unwrap_or_default();
+    match status.phase.unwrap_or_default() {
+        TaskPhase::Completed => {
+            let message = format!("restored snapshot {} by Task {task_name}", status.short_snapshot_id.unwrap_or_default());
+            set_state(ctx, pvc, State::Released, &message, Some(task_name)).await?;
+            Ok(Action::await_change())
+        }
+        TaskPhase::Failed if status.conditions.iter().any(|c| c.type_ == "Succeeded" && c.reason == "VolumeNotEmpty") => {
+            let message = format!("the volume already holds data; nothing restored (Task {task_name})");
+            set_state(ctx, pvc, State::Released, &message, Some(task_name)).await?;
+            ctx.event(&object_ref, EventType::Normal, "RestoreSkipped", "AutoRestore", message).await;
+            Ok(Action::await_change())
+        }
+        TaskPhase::Failed if auto.is_none() => {
+            // Held only for this (manual) restore; nothing else will fill it.
+            let message = format!(
+                "restore Task {task_name} failed and no Config with autoRestore selects this PVC; released: {}",
+                status.message.unwrap_or_default()
+            );
+            set_state(ctx, pvc, State::Released, &message, Some(task_name)).await?;
+            ctx.event(&object_ref, EventType::Warning, "RestoreCancelled", "AutoRestore", message).await;
+            Ok(Action::await_change())
+        }
+        TaskPhase::Failed => {
+            // Try again later, a new Task each time, the next copy first; the pods stay held.
+            let failed = attempts(pvc) + 1;
+            let wait = restore::backoff(failed, ctx.settings.retry_interval, MAX_RETRY_WAIT);
+            let retry_at = Timestamp::now() + wait;
+            let mut avoid = failed_in(pvc);
+            if let Some(repository) = status.repository.clone().filter(|r| !avoid.contains(r)) {
+                avoid.push(repository);
+            }
+            let message = format!(
+                "restore attempt {failed} (Task {task_name}) failed: {}; attempt {} in {}s",
+                status.message.unwrap_or_default(),
+                failed + 1,
+                wait.as_secs()
+            );
+            patch_annotations(
+                ctx,
+                pvc,
+                serde_json::json!({
+                    STATE_ANNOTATION: "Pending",
+                    MESSAGE_ANNOTATION: &message,
+                    TASK_ANNOTATION: null,
+                    ATTEMPTS_ANNOTATION: failed.to_string(),
+                    RETRY_AT_ANNOTATION: retry_at.to_string(),
+                    FAILED_IN_ANNOTATION: serde_json::to_string(&avoid)?,
+                }),
+            )
+            .await?;
+            ctx.event(&object_ref, EventType::Warning, "RestoreRetryScheduled", "AutoRestore", message).await;
+            Ok(Action::requeue(wait))
+        }
+        _ => Ok(Action::await_change()),
+    }
+}
+
+/// Serves `manual-restore` on a PVC (or, for each PVC it selects, on a Config): records a restore
+/// Task, or says why not. `identity` with `version` and `value` names the request.
 pub async fn serve_manual_restore(
     pvc: &PersistentVolumeClaim,
     config: Option<&Config>,
     ctx: &Context,
+    identity: &str,
     version: &str,
     value: &str,
 ) -> Result<Result<String, String>, Error> {
@@ -295,22 +364,23 @@ pub async fn serve_manual_restore(
         Ok(repository) => repository.map(|r| r.target.clone()),
         Err(e) => return Ok(Err(e.to_string())),
     };
-    let users = pods_using(ctx, pvc).await?;
+    let users = super::quiesce::pods_using(ctx, pvc).await?;
     if !users.is_empty() && !config.spec.stop_pods {
         return Ok(Err(format!(
             "the PVC is in use by pod {}; scale its workload down first (or set stopPods)",
             users.join(", ")
         )));
     }
-    let name = naming::request_task_name("restore", &pvc.name_any(), &pvc.uid().unwrap_or_default(), version, value);
+    let name = naming::request_task_name("restore", &pvc.name_any(), identity, version, value);
     let spec = RestoreRequest {
         trigger: TaskTrigger::Manual,
         repository,
         host: host.clone(),
         name: request.name().map(str::to_owned),
         mode: config.spec.manual_restore_mode,
+        accepted_at: Timestamp::now(),
     };
-    create_task(ctx, &restore_task(config, pvc, &name, spec)).await?;
+    submit::create(ctx, &submit::restore(config, pvc, &name, spec)).await?;
     // A new PVC restored by hand is not restored again automatically afterwards.
     if state(pvc) != Some(State::Released) {
         set_state(ctx, pvc, State::Restoring, &format!("manual restore by Task {name}"), Some(&name)).await?;

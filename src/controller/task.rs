@@ -9,7 +9,7 @@ use crate::annotation::SnapshotRef;
 use crate::api::{set_condition, ConditionStatus, Config, Task, TaskPhase, TaskStatus, TaskTrigger, TaskType};
 use crate::context::Context;
 use crate::credentials;
-use crate::job::{self, JobInputs, MANAGED_BY, MANAGED_BY_LABEL, PVC_LABEL, TYPE_LABEL};
+use crate::job::{self, JobInputs};
 use crate::restic::{self, Failure};
 use crate::restore::Found;
 use jiff::Timestamp;
@@ -21,7 +21,6 @@ use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,31 +28,6 @@ use std::time::Duration;
 pub const FIELD_MANAGER: &str = "datarestor-operator";
 /// Annotation on a PVC that answers its last `manual-backup` request.
 pub const BACKUP_RESULT_ANNOTATION: &str = "backup.datarestor-operator.com/manual-backup-result";
-/// Labels on Tasks naming their Config.
-pub const CONFIG_LABEL: &str = "backup.datarestor-operator.com/config";
-
-/// Labels every Task carries, so a PVC's history can be listed.
-pub fn task_labels(pvc: &str, type_: TaskType, config: &Config) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
-        (PVC_LABEL.to_owned(), pvc.to_owned()),
-        (TYPE_LABEL.to_owned(), if type_ == TaskType::Backup { "backup" } else { "restore" }.to_owned()),
-        (CONFIG_LABEL.to_owned(), config.name_any()),
-    ])
-}
-
-/// Puts a new Task beside its PVC: same namespace, labels naming it, and the PVC as (non-controller)
-/// owner so its Tasks go when it goes.
-pub fn place_beside(task: &mut Task, pvc: &PersistentVolumeClaim, config: &Config) {
-    task.metadata.namespace = pvc.namespace();
-    task.metadata.labels = Some(task_labels(&pvc.name_any(), task.spec.type_, config));
-    if let Some(mut owner) = pvc.controller_owner_ref(&()) {
-        owner.controller = None;
-        owner.block_owner_deletion = None;
-        task.metadata.owner_references = Some(vec![owner]);
-    }
-}
-
 fn phase_of(task: &Task) -> TaskPhase {
     task.status.as_ref().and_then(|s| s.phase).unwrap_or_default()
 }
@@ -114,13 +88,20 @@ async fn start(task: &Task, ctx: &Context) -> Result<Action, Error> {
                 )
                 .await;
             }
-            match task.spec.repository.clone() {
-                Some(target) => target,
-                None => return fail(task, ctx, "NoRepository", "the Task names no repository").await,
+            let Some(target) = task.spec.repository.clone() else {
+                return fail(task, ctx, "NoRepository", "the Task names no repository").await;
+            };
+            if let Some(message) = repository_not_ready(&resolved.config, &target) {
+                return wait(task, ctx, &message).await;
             }
+            let users = super::quiesce::pods_using(ctx, &resolved.pvc).await?;
+            if let Some(message) = single_pod_conflict(&resolved.pvc, &users, resolved.config.spec.stop_pods) {
+                return fail(task, ctx, "VolumeInUse", &message).await;
+            }
+            target
         }
         TaskType::Restore => {
-            let users = super::restore::pods_using(ctx, &resolved.pvc).await?;
+            let users = super::quiesce::pods_using(ctx, &resolved.pvc).await?;
             if !users.is_empty() && !resolved.config.spec.stop_pods {
                 let message =
                     format!("the PVC is in use by pod {}; a restore never writes under a running app", users.join(", "));
@@ -250,18 +231,25 @@ async fn launch(
     let namespace = task.namespace().ok_or(Error::MissingField("namespace"))?;
     let target = repository.target.clone();
     // Credentials Secret in the PVC's namespace, applied fresh each time (rotations propagate).
-    let sources = ctx
+    let sources = match ctx
         .fetch_env_sources(&resolved.config.namespace().unwrap_or_default(), &resolved.config.spec.effective_env(repository))
-        .await?;
+        .await
+    {
+        Ok(sources) => sources,
+        Err(e) => return not_launched(task, ctx, &status, "the repository's credentials", e).await,
+    };
     let env = match credentials::resolve(&resolved.config.spec, repository, &sources) {
         Ok(env) => env,
         Err(e) => return fail(task, ctx, "CredentialsMissing", &e.to_string()).await,
     };
     let secret = credentials::secret(&resolved.config, repository, &namespace, &env);
     let secret_name = secret.metadata.name.clone().ok_or(Error::MissingField("secret name"))?;
-    Api::<Secret>::namespaced(ctx.client.clone(), &namespace)
+    if let Err(e) = Api::<Secret>::namespaced(ctx.client.clone(), &namespace)
         .patch(&secret_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&secret))
-        .await?;
+        .await
+    {
+        return not_launched(task, ctx, &status, &format!("credentials Secret {secret_name}"), e).await;
+    }
 
     let node = node_using(ctx, &namespace, &resolved.pvc).await?;
     let now = Timestamp::now();
@@ -278,8 +266,8 @@ async fn launch(
     let job_name = job.metadata.name.clone().ok_or(Error::MissingField("job name"))?;
     match Api::<Job>::namespaced(ctx.client.clone(), &namespace).create(&PostParams::default(), &job).await {
         Ok(_) => {}
-        Err(e) if super::config::is_already_exists(&e) => {}
-        Err(e) => return Err(e.into()),
+        Err(e) if super::submit::is_already_exists(&e) => {}
+        Err(e) => return not_launched(task, ctx, &status, &format!("restic Job {job_name}"), e).await,
     }
 
     status.phase = Some(TaskPhase::Running);
@@ -306,6 +294,54 @@ async fn launch(
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
+/// How long workloads a Task scaled down may stay down while its Job cannot be created.
+const LAUNCH_TIMEOUT_SECONDS: i64 = 300;
+
+/// `what` (the credentials, their Secret or the Job) could not be read or created. The cluster
+/// refusing it (invalid, forbidden, over a quota, denied by a webhook) fails the Task at once; any
+/// other error is retried, but never with the workloads held down for longer than
+/// `LAUNCH_TIMEOUT_SECONDS`: then the Task fails and its workloads come back.
+async fn not_launched(task: &Task, ctx: &Context, status: &TaskStatus, what: &str, error: kube::Error) -> Result<Action, Error> {
+    if super::submit::is_refused(&error) {
+        return fail(task, ctx, "JobNotCreated", &format!("the cluster refused {what}: {error}")).await;
+    }
+    let waited = status.start_time.as_ref().map_or(0, |t| Timestamp::now().as_second() - t.0.as_second());
+    if !status.quiesced_workloads.is_empty() && waited > LAUNCH_TIMEOUT_SECONDS {
+        let held = status.quiesced_workloads.join(", ");
+        let message = format!("{what} could not be created for {waited}s while {held} stayed scaled down: {error}");
+        return fail(task, ctx, "JobNotCreated", &message).await;
+    }
+    Err(error.into())
+}
+
+/// Why a Task for `target` must wait, while the Config has not found the repository usable: a
+/// request is never failed because the operator has not checked (or created) it yet.
+fn repository_not_ready(config: &Config, target: &str) -> Option<String> {
+    let health = config.status.as_ref().and_then(|s| s.repositories.iter().find(|r| r.target == target));
+    match health {
+        None => Some(format!("waiting for repository {target}: the Config has not checked it yet")),
+        Some(status) if !status.ready => {
+            Some(format!("waiting for repository {target}, which is not ready ({}: {})", status.reason, status.message))
+        }
+        Some(_) => None,
+    }
+}
+
+/// A ReadWriteOncePod volume mounts in one pod at a time: while `users` run, a backup Job could
+/// never start (it would wait unscheduled until its deadline).
+fn single_pod_conflict(pvc: &PersistentVolumeClaim, users: &[String], stop_pods: bool) -> Option<String> {
+    let modes = pvc.spec.as_ref().and_then(|s| s.access_modes.as_deref()).unwrap_or_default();
+    if users.is_empty() || !modes.iter().any(|m| m == "ReadWriteOncePod") {
+        return None;
+    }
+    let pods = users.join(", ");
+    Some(if stop_pods {
+        format!("the ReadWriteOncePod volume is used by pod {pods}, which DataRestor cannot stop; no other pod can mount it")
+    } else {
+        format!("the ReadWriteOncePod volume is used by pod {pods} and no other pod can mount it; set stopPods to back it up")
+    })
+}
+
 /// Why a restore's snapshot is not known yet.
 enum Unresolved {
     /// Try again later (repositories unreachable, for an automatic restore: fail closed).
@@ -322,7 +358,15 @@ async fn resolve_snapshot(task: &Task, ctx: &Context, config: &Config) -> Result
     };
     let wanted = task.spec.name.clone().map_or(SnapshotRef::Latest, SnapshotRef::Named);
     let what = task.spec.name.clone().unwrap_or_else(|| "latest".into());
-    let listings = super::restore::listings(ctx, config, &repositories, &task.spec.host).await?;
+    let unchecked = super::restore::unchecked(config, &repositories);
+    if !unchecked.is_empty() {
+        let message = format!("waiting for repository {}: the Config has not checked it yet", unchecked.join(", "));
+        return Ok(Err(Unresolved::Wait(message)));
+    }
+    let mut listings = super::restore::listings(ctx, config, &repositories, &task.spec.host).await?;
+    if let Some(at) = &task.spec.latest_as_of {
+        listings = crate::restore::as_of(listings, at.0);
+    }
     Ok(match crate::restore::find(listings, &task.spec.host, &wanted) {
         Found::Snapshot { repository, snapshot } => Ok((repository, snapshot.id)),
         Found::Nowhere { searched } => Err(Unresolved::Fail(
@@ -490,16 +534,21 @@ async fn retry_after_unlock(task: &Task, ctx: &Context, job_name: &str) -> Resul
         Ok(resolved) => resolved,
         Err(message) => return fail(task, ctx, "NotFound", &message).await,
     };
-    let target = task.spec.repository.clone().unwrap_or_default();
-    if let Some(repository) = resolved.config.spec.repositories.iter().find(|r| r.target == target) {
-        let sources = ctx
-            .fetch_env_sources(&resolved.config.namespace().unwrap_or_default(), &resolved.config.spec.effective_env(repository))
-            .await?;
-        if let Ok(env) = credentials::resolve(&resolved.config.spec, repository, &sources) {
-            if let Err(e) = ctx.settings.restic.run(&target, &env, &restic::Command::Unlock).await {
-                return fail(task, ctx, "RepositoryLocked", &format!("repository is locked and unlock failed: {e}")).await;
-            }
-        }
+    // The repository the Job used: a restore without a repository part resolved it at start.
+    let target = task.status.as_ref().and_then(|s| s.repository.clone()).or(task.spec.repository.clone()).unwrap_or_default();
+    let Some(repository) = resolved.config.spec.repositories.iter().find(|r| r.target == target) else {
+        let message = format!("restic Job {job_name} found repository {target:?} locked, and the Config no longer has it");
+        return fail(task, ctx, "RepositoryLocked", &message).await;
+    };
+    let sources = ctx
+        .fetch_env_sources(&resolved.config.namespace().unwrap_or_default(), &resolved.config.spec.effective_env(repository))
+        .await?;
+    let env = match credentials::resolve(&resolved.config.spec, repository, &sources) {
+        Ok(env) => env,
+        Err(e) => return fail(task, ctx, "CredentialsMissing", &e.to_string()).await,
+    };
+    if let Err(e) = ctx.settings.restic.run(&target, &env, &restic::Command::Unlock).await {
+        return fail(task, ctx, "RepositoryLocked", &format!("repository is locked and unlock failed: {e}")).await;
     }
     ctx.event(
         &task.object_ref(&()),
@@ -672,7 +721,8 @@ async fn prune_history(task: &Task, ctx: &Context, namespace: &str) -> Result<()
         None => return Ok(()),
     };
     let api: Api<Task> = Api::namespaced(ctx.client.clone(), namespace);
-    let tasks = api.list(&ListParams::default().labels(&format!("{PVC_LABEL}={}", task.spec.pvc_name))).await?.items;
+    let selector = super::submit::pvc_selector(&task.spec.pvc_name);
+    let tasks = api.list(&ListParams::default().labels(&selector)).await?.items;
     for name in crate::history::to_prune(&tasks, succeeded.max(0) as usize, failed.max(0) as usize) {
         delete_if_present(&api, &name, &DeleteParams::background()).await?;
     }
