@@ -172,14 +172,18 @@ pub fn last_lines(output: &str, n: usize) -> String {
 /// exit 1 for everything).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
-    /// No repository at the target (exit 10).
+    /// No repository at the target: restic 0.16+ exits 10, older ones print the storage's "no such
+    /// object". Only this may be read as "no snapshot here".
     NoRepository,
     /// Another operation holds a lock, or a crashed one left it (exit 11).
     Locked,
     /// The password opens no key (exit 12).
     WrongPassword,
-    /// The storage could not be reached at all.
+    /// The storage could not be reached, or answered with an error that says nothing about whether
+    /// a repository is there (timeouts, refusals, 403, 5xx).
     Unreachable,
+    /// The storage refused the credentials (403, a bad access key or signature).
+    Denied,
     /// The snapshot, name or path asked for does not exist.
     NotFound,
     /// Anything else.
@@ -197,17 +201,36 @@ impl Failure {
         }
         let text = output.to_ascii_lowercase();
         let has = |needle: &str| text.contains(needle);
+        // restic words every failure to read the config file alike ("unable to open config file
+        // ... Is there a repository at the following location?"), a timeout or a 403 as much as a
+        // missing repository. Only the storage saying "no such object" means there is none;
+        // anything else is an outage, and an outage must never read as "no snapshot".
+        let cannot_open = has("is there a repository at the following location")
+            || has("unable to open config file")
+            || has("config file does not exist")
+            || has("repository does not exist");
+        let definitely_absent = has("the specified key does not exist")
+            || has("nosuchkey")
+            || has("the specified bucket does not exist")
+            || has("nosuchbucket")
+            || has("no such file or directory")
+            || has("config file does not exist")
+            || has("repository does not exist");
         if has("repository is already locked") || has("unable to create lock") {
             Self::Locked
         } else if has("wrong password") || has("no key found") {
             Self::WrongPassword
-        } else if has("is there a repository at the following location")
-            || has("unable to open config file")
-            || has("config file does not exist")
-            || has("repository does not exist")
-        {
+        } else if cannot_open && definitely_absent {
             Self::NoRepository
-        } else if has("connection refused")
+        } else if has("access denied")
+            || has("accessdenied")
+            || has("invalidaccesskeyid")
+            || has("signaturedoesnotmatch")
+            || has("403 forbidden")
+        {
+            Self::Denied
+        } else if cannot_open
+            || has("connection refused")
             || has("no such host")
             || has("i/o timeout")
             || has("network is unreachable")
@@ -229,6 +252,7 @@ impl Failure {
             Self::Locked => "RepositoryLocked",
             Self::WrongPassword => "WrongPassword",
             Self::Unreachable => "Unreachable",
+            Self::Denied => "AccessDenied",
             Self::NotFound => "SnapshotNotFound",
             Self::Other => "ResticFailed",
         }
@@ -353,6 +377,12 @@ mod tests {
             ("unable to create lock in backend: repository is already locked exclusively by PID 42 on host", Failure::Locked),
             ("Fatal: wrong password or no key found", Failure::WrongPassword),
             ("dial tcp 127.0.0.1:9: connect: connection refused", Failure::Unreachable),
+            // restic 0.14 wraps outages in the same words as a missing repository.
+            ("Fatal: unable to open config file: Stat: Get \"http://10.0.0.1:9000/b/?location=\": dial tcp 10.0.0.1:9000: connect: connection refused\nIs there a repository at the following location?", Failure::Unreachable),
+            ("Fatal: unable to open config file: Stat: Access Denied.\nIs there a repository at the following location?", Failure::Denied),
+            ("Fatal: unable to open config file: Stat: We encountered an internal error, please try again.\nIs there a repository at the following location?", Failure::Unreachable),
+            ("Fatal: unable to open config file: Stat: The specified bucket does not exist.\nIs there a repository at the following location?", Failure::NoRepository),
+            ("Fatal: unable to open config file: stat /srv/restic/config: no such file or directory\nIs there a repository at the following location?", Failure::NoRepository),
             ("Fatal: invalid id \"zzz\": no matching ID found for prefix \"zzz\"", Failure::NotFound),
             ("something unexpected", Failure::Other),
         ];
