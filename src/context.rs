@@ -21,6 +21,8 @@ pub struct Settings {
     pub repository_check_interval: Duration,
     /// How soon an unready repository, a failed retention run or a queued Task is looked at again.
     pub retry_interval: Duration,
+    /// How long workloads a Task scaled down may stay down while its Job cannot be created.
+    pub job_start_timeout: Duration,
 }
 
 pub struct Context {

@@ -50,6 +50,10 @@ enum Command {
         /// ... or a Service as namespace/name:port.
         #[arg(long, env = "DATARESTOR_WEBHOOK_SERVICE")]
         webhook_service: Option<String>,
+        /// How long workloads stopped for a Task may stay down while its Job cannot be created
+        /// (then the Task fails and they come back).
+        #[arg(long, default_value_t = 300, env = "DATARESTOR_JOB_START_TIMEOUT_SECONDS")]
+        job_start_timeout_seconds: u64,
         /// activeDeadlineSeconds of restic Jobs.
         #[arg(long, default_value_t = 6 * 3600, env = "DATARESTOR_JOB_DEADLINE_SECONDS")]
         job_deadline_seconds: i64,
@@ -82,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
             retry_seconds,
             restic_image,
             job_deadline_seconds,
+            job_start_timeout_seconds,
             webhook_listen,
             webhook_url,
             webhook_service,
@@ -96,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
                 },
                 repository_check_interval: Duration::from_secs(repository_check_seconds),
                 retry_interval: Duration::from_secs(retry_seconds),
+                job_start_timeout: Duration::from_secs(job_start_timeout_seconds),
             };
             let endpoint = match (webhook_url, webhook_service) {
                 (Some(url), _) => Some(Endpoint::Url(url)),

@@ -1,6 +1,6 @@
-# quiesce-failure: the restic Job fails (wrong password), and then runs past its deadline (S3
-# frozen): each time the workloads come back to their replicas and the Task is Failed with the
-# reason.
+# quiesce-failure: a backup to a repository whose password is wrong is failed with that reason
+# before anything is stopped; a restic Job that runs past its deadline (S3 frozen) is failed and
+# the workloads it stopped come back to their replicas.
 # e2e-timeout: 360
 
 source "$E2E_DIR/datarestor.sh"
@@ -33,7 +33,8 @@ log "wrong password"
 k annotate pvc data-db-0 -n shop 'backup.datarestor-operator.com/manual-backup=1|bad-password' >/dev/null
 task="$(wait_task shop data-db-0 backup Failed 120)"
 assert_contains "$(jp task "$task" .status.message -n shop)" "WrongPassword" "failure reason"
-wait_for 60 "workloads back after a failed Job" apps_back
+assert_eq "" "$(jp task "$task" .status.quiescedWorkloads -n shop)" "nothing stopped for a repository known to refuse"
+apps_back || fail "the workloads were touched"
 
 log "deadline exceeded"
 k annotate pvc web-data -n shop 'backup.datarestor-operator.com/manual-backup=2|too-slow' >/dev/null

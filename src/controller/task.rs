@@ -91,8 +91,10 @@ async fn start(task: &Task, ctx: &Context) -> Result<Action, Error> {
             let Some(target) = task.spec.repository.clone() else {
                 return fail(task, ctx, "NoRepository", "the Task names no repository").await;
             };
-            if let Some(message) = repository_not_ready(&resolved.config, &target) {
-                return wait(task, ctx, &message).await;
+            match repository_readiness(&resolved.config, &target) {
+                Readiness::Ready => {}
+                Readiness::Wait(message) => return wait(task, ctx, &message).await,
+                Readiness::Refused(reason, message) => return fail(task, ctx, &reason, &message).await,
             }
             let users = super::quiesce::pods_using(ctx, &resolved.pvc).await?;
             if let Some(message) = single_pod_conflict(&resolved.pvc, &users, resolved.config.spec.stop_pods) {
@@ -294,19 +296,16 @@ async fn launch(
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
-/// How long workloads a Task scaled down may stay down while its Job cannot be created.
-const LAUNCH_TIMEOUT_SECONDS: i64 = 300;
-
 /// `what` (the credentials, their Secret or the Job) could not be read or created. The cluster
 /// refusing it (invalid, forbidden, over a quota, denied by a webhook) fails the Task at once; any
 /// other error is retried, but never with the workloads held down for longer than
-/// `LAUNCH_TIMEOUT_SECONDS`: then the Task fails and its workloads come back.
+/// `job_start_timeout`: then the Task fails and its workloads come back.
 async fn not_launched(task: &Task, ctx: &Context, status: &TaskStatus, what: &str, error: kube::Error) -> Result<Action, Error> {
     if super::submit::is_refused(&error) {
         return fail(task, ctx, "JobNotCreated", &format!("the cluster refused {what}: {error}")).await;
     }
     let waited = status.start_time.as_ref().map_or(0, |t| Timestamp::now().as_second() - t.0.as_second());
-    if !status.quiesced_workloads.is_empty() && waited > LAUNCH_TIMEOUT_SECONDS {
+    if !status.quiesced_workloads.is_empty() && waited > ctx.settings.job_start_timeout.as_secs() as i64 {
         let held = status.quiesced_workloads.join(", ");
         let message = format!("{what} could not be created for {waited}s while {held} stayed scaled down: {error}");
         return fail(task, ctx, "JobNotCreated", &message).await;
@@ -314,16 +313,33 @@ async fn not_launched(task: &Task, ctx: &Context, status: &TaskStatus, what: &st
     Err(error.into())
 }
 
-/// Why a Task for `target` must wait, while the Config has not found the repository usable: a
-/// request is never failed because the operator has not checked (or created) it yet.
-fn repository_not_ready(config: &Config, target: &str) -> Option<String> {
+/// Whether a Task for `target` can run now, by the Config's last look at the repository.
+#[derive(Debug, PartialEq)]
+enum Readiness {
+    Ready,
+    /// Not known to work yet: not checked (the operator is starting, the Config was just applied)
+    /// or unreachable for now. The Task waits, saying why; a request is never failed for this.
+    Wait(String),
+    /// Checked and refused for a reason that waiting does not cure (wrong password, credentials
+    /// refused or missing): the Task fails at once, having run nothing.
+    Refused(String, String),
+}
+
+fn repository_readiness(config: &Config, target: &str) -> Readiness {
     let health = config.status.as_ref().and_then(|s| s.repositories.iter().find(|r| r.target == target));
     match health {
-        None => Some(format!("waiting for repository {target}: the Config has not checked it yet")),
-        Some(status) if !status.ready => {
-            Some(format!("waiting for repository {target}, which is not ready ({}: {})", status.reason, status.message))
+        None => Readiness::Wait(format!("waiting for repository {target}: the Config has not checked it yet")),
+        Some(status) if status.ready => Readiness::Ready,
+        Some(status) if ["WrongPassword", "AccessDenied", "CredentialsMissing"].contains(&status.reason.as_str()) => {
+            Readiness::Refused(
+                status.reason.clone(),
+                format!("repository {target} is not usable ({}): {}", status.reason, status.message),
+            )
         }
-        Some(_) => None,
+        Some(status) => Readiness::Wait(format!(
+            "waiting for repository {target}, which is not ready ({}: {})",
+            status.reason, status.message
+        )),
     }
 }
 
@@ -773,6 +789,57 @@ pub fn error_policy(_: Arc<DeserializeGuard<Task>>, error: &Error, _: Arc<Contex
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config_with(repositories: serde_json::Value) -> Config {
+        let mut config = Config::new(
+            "backup",
+            serde_json::from_value(serde_json::json!({
+                "repositories": [{"target": "s3:http://s3/a", "priority": 0}],
+                "selectors": [{"matchLabels": {"app": "x"}}],
+            }))
+            .unwrap(),
+        );
+        config.status = Some(serde_json::from_value(serde_json::json!({ "repositories": repositories })).unwrap());
+        config
+    }
+
+    #[test]
+    fn tasks_wait_for_an_unchecked_or_unreachable_repository_and_fail_on_a_refusing_one() {
+        let target = "s3:http://s3/a";
+        let unchecked = config_with(serde_json::json!([]));
+        assert!(matches!(repository_readiness(&unchecked, target), Readiness::Wait(m) if m.contains("has not checked it yet")));
+        let down = config_with(
+            serde_json::json!([{"target": target, "priority": 0, "ready": false, "reason": "Unreachable", "message": "connection refused"}]),
+        );
+        assert!(
+            matches!(repository_readiness(&down, target), Readiness::Wait(m) if m.contains("Unreachable: connection refused"))
+        );
+        let refused = config_with(
+            serde_json::json!([{"target": target, "priority": 0, "ready": false, "reason": "WrongPassword", "message": "no key found"}]),
+        );
+        assert!(matches!(repository_readiness(&refused, target), Readiness::Refused(r, _) if r == "WrongPassword"));
+        let ready = config_with(
+            serde_json::json!([{"target": target, "priority": 0, "ready": true, "reason": "Connected", "message": ""}]),
+        );
+        assert_eq!(repository_readiness(&ready, target), Readiness::Ready);
+    }
+
+    #[test]
+    fn a_readwriteoncepod_volume_in_use_is_answered() {
+        let mut pvc = PersistentVolumeClaim {
+            spec: Some(k8s_openapi::api::core::v1::PersistentVolumeClaimSpec {
+                access_modes: Some(vec!["ReadWriteOncePod".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let users = vec!["app-0".to_owned()];
+        assert!(single_pod_conflict(&pvc, &users, false).is_some_and(|m| m.contains("set stopPods")));
+        assert!(single_pod_conflict(&pvc, &users, true).is_some_and(|m| m.contains("cannot stop")));
+        assert_eq!(single_pod_conflict(&pvc, &[], false), None, "a free volume can be mounted");
+        pvc.spec.as_mut().unwrap().access_modes = Some(vec!["ReadWriteOnce".into()]);
+        assert_eq!(single_pod_conflict(&pvc, &users, false), None, "ReadWriteOnce is shared on the node");
+    }
 
     #[test]
     fn human_units() {
