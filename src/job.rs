@@ -22,6 +22,10 @@ pub const MANAGED_BY: &str = "datarestor-operator";
 pub const TASK_LABEL: &str = "backup.datarestor-operator.com/task";
 pub const PVC_LABEL: &str = "backup.datarestor-operator.com/pvc";
 pub const TYPE_LABEL: &str = "backup.datarestor-operator.com/type";
+/// Label naming the Config (on Tasks and retention Jobs).
+pub const CONFIG_LABEL: &str = "backup.datarestor-operator.com/config";
+/// How long a finished retention Job stays for inspection.
+const RETENTION_JOB_TTL_SECONDS: i32 = 7 * 24 * 3600;
 
 /// Operator-wide Job settings (from command-line flags).
 #[derive(Clone, Debug, PartialEq)]
@@ -141,14 +145,7 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
             VolumeMount { name: "cache".into(), mount_path: CACHE_DIR.into(), ..Default::default() },
             VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
         ]),
-        resources: Some(ResourceRequirements {
-            requests: Some(BTreeMap::from([
-                ("cpu".to_owned(), Quantity(inputs.settings.cpu_request.clone())),
-                ("memory".to_owned(), Quantity(inputs.settings.memory_request.clone())),
-            ])),
-            limits: Some(BTreeMap::from([("memory".to_owned(), Quantity(inputs.settings.memory_limit.clone()))])),
-            ..Default::default()
-        }),
+        resources: Some(resources(inputs.settings)),
         security_context: Some(container_security(backup)),
         ..Default::default()
     };
@@ -198,6 +195,122 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
         }),
         status: None,
     })
+}
+
+/// What a retention Job needs: where it runs, what owns it, and what it forgets.
+#[derive(Clone, Debug)]
+pub struct RetentionInputs<'a> {
+    pub name: &'a str,
+    /// The Config's namespace, where its credentials are.
+    pub namespace: &'a str,
+    /// The Config: the Job goes when it goes.
+    pub owner: OwnerReference,
+    pub config_name: &'a str,
+    pub repository: &'a str,
+    /// Snapshot hosts of the PVCs the Config selects; nobody else's snapshots are touched.
+    pub hosts: &'a [String],
+    /// The repository's `forgetArgs`.
+    pub policy: &'a [String],
+    pub credentials_secret: &'a str,
+    pub settings: &'a JobSettings,
+}
+
+/// Clears stale locks (a killed restic leaves one, and forget would fail on it; `unlock` never
+/// removes a live lock), then runs restic. `$1` is the repository, the rest restic's arguments.
+const RETENTION_SCRIPT: &str = r#"set -u
+repo="$1"; shift
+restic unlock --repo "$repo" --cache-dir /cache >&2 || true
+exec restic "$@"
+"#;
+
+/// The Job that applies a repository's retention policy and prunes. It reads no volume, so it runs
+/// as an unprivileged user with nothing added (admissible under Pod Security `restricted`), and
+/// prints `forget --json`'s answer for the operator to read.
+pub fn build_retention(inputs: &RetentionInputs<'_>) -> Job {
+    let mut args = vec!["datarestor-retention".to_owned(), inputs.repository.to_owned()];
+    args.extend(restic::job_args(inputs.repository, &restic::Command::Forget { hosts: inputs.hosts, policy: inputs.policy }));
+    let labels = BTreeMap::from([
+        (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
+        (CONFIG_LABEL.to_owned(), crate::naming::label_value(inputs.config_name)),
+        (TYPE_LABEL.to_owned(), "retention".to_owned()),
+    ]);
+    let container = Container {
+        name: "restic".into(),
+        image: Some(inputs.settings.image.clone()),
+        image_pull_policy: Some(inputs.settings.image_pull_policy.clone()),
+        command: Some(vec!["/bin/sh".to_owned(), "-c".to_owned(), RETENTION_SCRIPT.to_owned()]),
+        args: Some(args),
+        env_from: Some(vec![EnvFromSource {
+            secret_ref: Some(SecretEnvSource { name: inputs.credentials_secret.to_owned(), optional: Some(false) }),
+            ..Default::default()
+        }]),
+        volume_mounts: Some(vec![
+            VolumeMount { name: "cache".into(), mount_path: CACHE_DIR.into(), ..Default::default() },
+            VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
+        ]),
+        resources: Some(resources(inputs.settings)),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let pod = PodSpec {
+        restart_policy: Some("Never".into()),
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        containers: vec![container],
+        volumes: Some(vec![
+            Volume { name: "cache".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
+            Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
+        ]),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(UNPRIVILEGED_UID),
+            run_as_group: Some(UNPRIVILEGED_UID),
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Job {
+        metadata: ObjectMeta {
+            name: Some(inputs.name.to_owned()),
+            namespace: Some(inputs.namespace.to_owned()),
+            labels: Some(labels.clone()),
+            annotations: Some(BTreeMap::from([(format!("{GROUP}/repository"), inputs.repository.to_owned())])),
+            owner_references: Some(vec![inputs.owner.clone()]),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(inputs.settings.backoff_limit),
+            active_deadline_seconds: Some(inputs.settings.active_deadline_seconds),
+            ttl_seconds_after_finished: Some(RETENTION_JOB_TTL_SECONDS),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
+                spec: Some(pod),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+/// The unprivileged user Jobs that read no volume run as (distroless's `nonroot`).
+const UNPRIVILEGED_UID: i64 = 65532;
+
+fn resources(settings: &JobSettings) -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), Quantity(settings.cpu_request.clone())),
+            ("memory".to_owned(), Quantity(settings.memory_request.clone())),
+        ])),
+        limits: Some(BTreeMap::from([("memory".to_owned(), Quantity(settings.memory_limit.clone()))])),
+        ..Default::default()
+    }
 }
 
 /// The Job of a Task's `attempt`: the Task's own name first, then `<task>-retry-<n>`.

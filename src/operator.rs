@@ -4,7 +4,7 @@
 use crate::api::{Config, Task};
 use crate::context::{Context, Settings};
 use crate::controller;
-use crate::job::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::job::{MANAGED_BY, MANAGED_BY_LABEL, TYPE_LABEL};
 use crate::webhook::Endpoint;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
@@ -66,7 +66,10 @@ pub async fn run(
     let tasks = Controller::new(Api::<DeserializeGuard<Task>>::all(client.clone()), watcher::Config::default())
         .owns(Api::<Job>::all(client.clone()), owned_jobs)
         .graceful_shutdown_on(shutdown.clone());
+    // A retention Job finishing wakes its Config, which reads the result.
+    let retention_jobs = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY},{TYPE_LABEL}=retention"));
     let configs = Controller::new(Api::<DeserializeGuard<Config>>::all(client.clone()), watcher::Config::default())
+        .owns(Api::<Job>::all(client.clone()), retention_jobs)
         .with_config(runtime_controller::Config::default().debounce(Duration::from_secs(1)));
     let config_store = configs.store();
     let ctx = Arc::new(Context::new(client.clone(), settings, tasks.store(), configs.store()));

@@ -1,5 +1,5 @@
 //! restic calls the operator makes itself (short metadata operations: init, connectivity checks,
-//! snapshot listings, unlock, retention). Backups and restores move data and run in Jobs.
+//! snapshot listings, unlock). Backups, restores and retention move or rewrite data and run in Jobs.
 
 use crate::credentials::ResolvedEnv;
 use crate::restic::{self, Command, Failure, Snapshot};
@@ -86,23 +86,5 @@ impl ResticRunner {
         let output = self.run(repository, env, &Command::Snapshots { host, tags: vec![] }).await?;
         restic::parse_snapshots(&output)
             .map_err(|e| ResticError { failure: Failure::Other, message: format!("unreadable snapshot list: {e}") })
-    }
-
-    /// Runs `command`; when a stale lock is in the way, removes stale locks (`restic unlock`, which
-    /// never touches live ones) and tries once more.
-    pub async fn run_clearing_stale_locks(
-        &self,
-        repository: &str,
-        env: &ResolvedEnv,
-        command: &Command<'_>,
-    ) -> Result<String, ResticError> {
-        match self.run(repository, env, command).await {
-            Err(e) if e.failure == Failure::Locked => {
-                tracing::info!(repository, "repository is locked; removing stale locks and retrying");
-                self.run(repository, env, &Command::Unlock).await?;
-                self.run(repository, env, command).await
-            }
-            other => other,
-        }
     }
 }

@@ -123,3 +123,43 @@ fn an_unsaved_task_cannot_own_a_job() {
     unsaved.metadata.uid = None;
     assert!(job::build(&unsaved, &inputs).is_none());
 }
+
+#[test]
+fn retention_job_fixture_and_restricted_security() {
+    let settings = JobSettings::default();
+    let hosts = vec!["shop-data".to_owned(), "shop-logs".to_owned()];
+    let policy = vec!["--keep-last".to_owned(), "10".to_owned()];
+    let owner = k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: "backup.datarestor-operator.com/v1alpha1".into(),
+        kind: "Config".into(),
+        name: "my-backup-config".into(),
+        uid: "8d3c2a10-0000-4000-8000-000000000002".into(),
+        controller: Some(true),
+        ..Default::default()
+    };
+    let job = job::build_retention(&job::RetentionInputs {
+        name: "forget-my-backup-config-20260310-0400-1a2b3c4d",
+        namespace: "backup-system",
+        owner,
+        config_name: "my-backup-config",
+        repository: "s3:http://minio:9000/backup-bucket",
+        hosts: &hosts,
+        policy: &policy,
+        credentials_secret: "datarestor-my-backup-config-2",
+        settings: &settings,
+    });
+    check_fixture("retention", &job);
+    // What Pod Security `restricted` asks of every pod and container.
+    let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let pod_security = pod.security_context.as_ref().unwrap();
+    assert_eq!(pod_security.run_as_non_root, Some(true));
+    assert_eq!(pod_security.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+    let container = pod.containers[0].security_context.as_ref().unwrap();
+    assert_eq!(container.allow_privilege_escalation, Some(false));
+    let capabilities = container.capabilities.as_ref().unwrap();
+    assert_eq!(capabilities.drop.as_deref(), Some(&["ALL".to_owned()][..]));
+    assert_eq!(capabilities.add, None);
+    assert!(pod.volumes.as_ref().unwrap().iter().all(|v| v.persistent_volume_claim.is_none()), "it reads no volume");
+    let args = pod.containers[0].args.clone().unwrap();
+    assert!(args.windows(2).any(|w| w == ["--host", "shop-logs"]) && args.contains(&"--json".to_owned()), "{args:?}");
+}

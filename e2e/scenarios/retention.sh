@@ -1,5 +1,6 @@
 # retention: forgotSchedule runs `restic forget` with forgetArgs on this operator's snapshots
-# (selected PVCs' hosts, path /data) and prunes; snapshots of anything else in the repository stay.
+# (selected PVCs' hosts, path /data) and prunes, in a Job in the Config's namespace (not in the
+# operator); its result is read back from forget's JSON. Snapshots of anything else stay.
 
 source "$E2E_DIR/datarestor.sh"
 install_datarestor
@@ -36,6 +37,13 @@ restic_cli backup "$SCENARIO_DIR/other" --host other-tool >/dev/null
 config_with_retention "* * * * *"
 wait_for 150 "RetentionCompleted Event" event_exists backup-system RetentionCompleted
 assert_eq 2 "$(host_snapshots shop-data)" "keep-last 2 applied to the PVC's snapshots"
+retention_note="$(kubectl get events.events.k8s.io -n backup-system -o 'jsonpath={range .items[?(@.reason=="RetentionCompleted")]}{.note}{"\n"}{end}')"
+assert_contains "$retention_note" "kept 2 and removed 2 snapshots" "the result read from forget --json"
+assert_contains "$retention_note" "(Job forget-backup-" "run by a Job"
+job="$(kubectl get jobs -n backup-system -l backup.datarestor-operator.com/type=retention -o 'jsonpath={.items[0].metadata.name}')"
+[ -n "$job" ] || fail "no retention Job in the Config's namespace"
+assert_eq "65532" "$(jp job "$job" .spec.template.spec.securityContext.runAsUser -n backup-system)" "the retention Job runs unprivileged"
+assert_eq "kept 2 and removed 2 snapshots, then pruned" "$(jp config backup '.status.repositories[0].lastRetention' -n backup-system)" "status records the result"
 names="$(restic_cli snapshots --json --host shop-data | python3 -c 'import json,sys; print(" ".join(sorted(t for s in json.load(sys.stdin) for t in s["tags"])))')"
 assert_eq "name=four name=three" "$names" "the newest two are kept"
 assert_eq 3 "$(host_snapshots other-tool)" "snapshots of other hosts and paths are untouched"

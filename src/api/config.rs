@@ -278,6 +278,12 @@ pub struct RepositoryStatus {
     /// The last retention slot that was run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_forget_slot: Option<Time>,
+    /// The retention Job of the last slot, while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_job: Option<String>,
+    /// What the last retention run did, e.g. `kept 10 and removed 2 snapshots, then pruned`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_retention: Option<String>,
 }
 
 fn default_true() -> bool {

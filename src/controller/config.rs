@@ -2,7 +2,7 @@
 //! repository, turn due schedule slots into backup Tasks, run retention, answer `manual-backup`
 //! on the Config, and publish all of it in status.
 
-use super::{request, restore, retry_soon, submit, Error};
+use super::{jobs, request, restore, retry_soon, submit, Error};
 use crate::annotation;
 use crate::api::{
     set_condition, snapshot_host, ConditionStatus, Config, ConfigStatus, Repository, RepositoryStatus, TaskTrigger,
@@ -10,13 +10,14 @@ use crate::api::{
 };
 use crate::context::Context;
 use crate::credentials::{self, ResolvedEnv};
+use crate::job;
 use crate::naming;
-use crate::restic::Command;
 use crate::schedule::Schedule;
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -193,6 +194,21 @@ impl Work<'_> {
         repo_status.last_backup_slot.get_or_insert(Time(last_backup));
         repo_status.last_forget_slot.get_or_insert(Time(last_forget));
 
+        if let Some(job) = repo_status.retention_job.clone() {
+            match self.retention_outcome(&job).await? {
+                None => wake(now + ctx.settings.retry_interval),
+                Some(outcome) => {
+                    let (type_, reason, summary) = match outcome {
+                        Ok(summary) => (EventType::Normal, "RetentionCompleted", summary),
+                        Err(message) => (EventType::Warning, "RetentionFailed", format!("failed: {message}")),
+                    };
+                    let note = format!("{}: {summary} (Job {job})", repository.target);
+                    ctx.event(&object_ref, type_, reason, "Forget", note).await;
+                    repo_status.last_retention = Some(summary);
+                    repo_status.retention_job = None;
+                }
+            }
+        }
         if repo_status.ready {
             if let Some(slot) = p.backup.latest_due(last_backup, now) {
                 match self.schedule_slot(repository, slot).await {
@@ -205,21 +221,21 @@ impl Work<'_> {
                     }
                 }
             }
-            if let (Some(slot), Some(env)) = (p.retention.latest_due(last_forget, now), env.as_ref()) {
-                match run_retention(ctx, repository, env, self.hosts).await {
-                    Ok(message) => {
+            if let (None, Some(slot), Some(env)) =
+                (&repo_status.retention_job, p.retention.latest_due(last_forget, now), env.as_ref())
+            {
+                match self.start_retention(repository, env, slot).await? {
+                    Ok(Some(job)) => {
+                        repo_status.retention_job = Some(job);
                         repo_status.last_forget_slot = Some(Time(slot));
-                        ctx.event(
-                            &object_ref,
-                            EventType::Normal,
-                            "RetentionCompleted",
-                            "Forget",
-                            format!("{}: {message}", repository.target),
-                        )
-                        .await;
+                        wake(now + ctx.settings.retry_interval);
+                    }
+                    Ok(None) => {
+                        repo_status.last_forget_slot = Some(Time(slot));
+                        repo_status.last_retention = Some("no selected PVCs; nothing to forget".into());
                     }
                     Err(message) => {
-                        repo_status.message = format!("retention failed: {message}");
+                        repo_status.message = format!("retention not started: {message}");
                         ctx.event(
                             &object_ref,
                             EventType::Warning,
@@ -245,6 +261,82 @@ impl Work<'_> {
             wake(checked.0 + ctx.settings.repository_check_interval);
         }
         Ok((repo_status, wake_at))
+    }
+
+    /// Creates the retention Job of `slot` (and the credentials Secret beside it). `Ok(None)`: no
+    /// PVC is selected, so there is nothing of this Config's to forget. The inner error is a Job
+    /// the cluster refuses, said in words.
+    async fn start_retention(
+        self,
+        repository: &Repository,
+        env: &ResolvedEnv,
+        slot: Timestamp,
+    ) -> Result<Result<Option<String>, String>, Error> {
+        let (ctx, config) = (self.ctx, self.config);
+        if self.hosts.is_empty() {
+            return Ok(Ok(None));
+        }
+        let namespace = config.namespace().unwrap_or_default();
+        let secret = credentials::secret(config, repository, &namespace, env);
+        let secret_name = secret.metadata.name.clone().unwrap_or_default();
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+        let params = PatchParams::apply(super::task::FIELD_MANAGER).force();
+        match secrets.patch(&secret_name, &params, &Patch::Apply(&secret)).await {
+            Ok(_) => {}
+            Err(e) if submit::is_refused(&e) => return Ok(Err(format!("credentials Secret {secret_name}: {e}"))),
+            Err(e) => return Err(e.into()),
+        }
+        let slot_text = jiff::fmt::strtime::format("%Y%m%d-%H%M", slot).unwrap_or_else(|_| slot.as_second().to_string());
+        let name = naming::bounded_name(&["forget", &config.name_any(), &slot_text, &repository_key(config, repository)]);
+        let owner = config.controller_owner_ref(&()).ok_or(Error::MissingField("Config uid"))?;
+        let job = job::build_retention(&job::RetentionInputs {
+            name: &name,
+            namespace: &namespace,
+            owner,
+            config_name: &config.name_any(),
+            repository: &repository.target,
+            hosts: self.hosts,
+            policy: &repository.forget_args,
+            credentials_secret: &secret_name,
+            settings: &ctx.settings.job,
+        });
+        match Api::<Job>::namespaced(ctx.client.clone(), &namespace).create(&PostParams::default(), &job).await {
+            Ok(_) => Ok(Ok(Some(name))),
+            Err(e) if submit::is_already_exists(&e) => Ok(Ok(Some(name))),
+            Err(e) if submit::is_refused(&e) => Ok(Err(format!("the cluster refused retention Job {name}: {e}"))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// How the retention Job `name` ended, read from `forget --json`; `None` while it runs.
+    async fn retention_outcome(self, name: &str) -> Result<Option<Result<String, String>>, Error> {
+        let ctx = self.ctx;
+        let namespace = self.config.namespace().unwrap_or_default();
+        let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+        let Some(job) = api.get_opt(name).await? else {
+            return Ok(Some(Err(format!("retention Job {name} was deleted before it finished"))));
+        };
+        let conditions = job.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+        let holds = |type_: &str| conditions.iter().any(|c| c.type_ == type_ && c.status == "True");
+        if holds("Complete") {
+            let output = jobs::job_output(ctx, &namespace, name).await?;
+            return Ok(Some(Ok(forget_summary(&output))));
+        }
+        if holds("Failed") {
+            let output = jobs::job_output(ctx, &namespace, name).await?;
+            let code = jobs::last_exit_code(ctx, &namespace, name).await?.unwrap_or(1);
+            let failure = crate::restic::Failure::classify(code, &output);
+            let detail = crate::restic::last_lines(&output, 3);
+            return Ok(Some(Err(format!("retention Job {name} failed ({}): {detail}", failure.reason()))));
+        }
+        let started = job.status.as_ref().is_some_and(|s| s.active.unwrap_or(0) + s.failed.unwrap_or(0) > 0);
+        if !started {
+            if let Some(refusal) = jobs::pod_creation_refused(ctx, &namespace, &job).await? {
+                jobs::delete_if_present(&api, name, &DeleteParams::background()).await?;
+                return Ok(Some(Err(format!("the cluster refused the pods of retention Job {name}: {refusal}"))));
+            }
+        }
+        Ok(None)
     }
 
     /// One backup Task per backupable PVC for `slot`. A PVC whose Task the API server refuses is
@@ -336,19 +428,6 @@ async fn check_repository(
         }
     }
     (status, Some(env))
-}
-
-/// `restic forget` with the repository's policy, limited to the selected PVCs' hosts and the
-/// `/data` path, then prune; a stale lock is cleared once.
-async fn run_retention(ctx: &Context, repository: &Repository, env: &ResolvedEnv, hosts: &[String]) -> Result<String, String> {
-    if hosts.is_empty() {
-        return Ok("no selected PVCs; nothing to forget".into());
-    }
-    let command = Command::Forget { hosts, policy: &repository.forget_args };
-    match ctx.settings.restic.run_clearing_stale_locks(&repository.target, env, &command).await {
-        Ok(output) => Ok(forget_summary(&output)),
-        Err(e) => Err(e.message),
-    }
 }
 
 /// "kept N, removed M snapshots" from `forget --json` (its first line; prune's text follows).

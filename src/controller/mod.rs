@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod gate;
+pub mod jobs;
 pub mod pvc;
 pub mod quiesce;
 pub mod request;

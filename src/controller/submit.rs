@@ -7,16 +7,13 @@
 
 use crate::api::{snapshot_host, Config, ConfigRef, Repository, RestoreMode, Task, TaskSpec, TaskTrigger, TaskType};
 use crate::context::Context;
-use crate::job::{MANAGED_BY, MANAGED_BY_LABEL, PVC_LABEL, TYPE_LABEL};
+use crate::job::{CONFIG_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PVC_LABEL, TYPE_LABEL};
 use crate::naming;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Api, Resource, ResourceExt};
 use std::collections::BTreeMap;
-
-/// Label on Tasks naming their Config.
-pub const CONFIG_LABEL: &str = "backup.datarestor-operator.com/config";
 
 /// Labels every Task carries, so a PVC's history can be listed. A PVC name may be longer than a
 /// label value can be; `naming::label_value` keeps it a valid (and still distinct) value.

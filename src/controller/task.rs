@@ -4,7 +4,7 @@
 //! straight through until workloads are quiesced. A Task waits in Pending while its PVC has another
 //! active Task (requests queue, they are not lost) or its repository is at its Job limit.
 
-use super::{retry_soon, Error};
+use super::{jobs, retry_soon, Error};
 use crate::annotation::SnapshotRef;
 use crate::api::{set_condition, ConditionStatus, Config, Task, TaskPhase, TaskStatus, TaskTrigger, TaskType};
 use crate::context::Context;
@@ -14,9 +14,9 @@ use crate::restic::{self, Failure};
 use crate::restore::Found;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event as CoreEvent, PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -488,12 +488,12 @@ async fn follow(task: &Task, ctx: &Context) -> Result<Action, Error> {
     let conditions = job.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
     let holds = |type_: &str| conditions.iter().find(|c| c.type_ == type_ && c.status == "True");
     if holds("Complete").is_some() {
-        let output = job_output(ctx, &namespace, &job_name).await?;
+        let output = jobs::job_output(ctx, &namespace, &job_name).await?;
         return complete(task, ctx, &output).await;
     }
     if let Some(failed) = holds("Failed") {
-        let output = job_output(ctx, &namespace, &job_name).await?;
-        let exit_code = last_exit_code(ctx, &namespace, &job_name).await?.unwrap_or(1);
+        let output = jobs::job_output(ctx, &namespace, &job_name).await?;
+        let exit_code = jobs::last_exit_code(ctx, &namespace, &job_name).await?.unwrap_or(1);
         if task.spec.type_ == TaskType::Restore && exit_code == super::restore::EXIT_VOLUME_NOT_EMPTY {
             return fail(
                 task,
@@ -525,23 +525,14 @@ async fn follow(task: &Task, ctx: &Context) -> Result<Action, Error> {
         // A Job whose pods the cluster refuses (Pod Security, a quota, an admission webhook) only
         // says so in an Event and retries until its deadline, with the workloads scaled down the
         // whole time. Answer at once; the Job goes, so it cannot run later, unasked.
-        if let Some(refusal) = pod_creation_refused(ctx, &namespace, &job).await? {
-            delete_if_present(&jobs, &job_name, &DeleteParams::background()).await?;
+        if let Some(refusal) = jobs::pod_creation_refused(ctx, &namespace, &job).await? {
+            jobs::delete_if_present(&jobs, &job_name, &DeleteParams::background()).await?;
             let message = format!("the cluster refused to create the pods of restic Job {job_name}: {refusal}");
             return fail(task, ctx, "JobPodsRejected", &message).await;
         }
         return Ok(Action::requeue(Duration::from_secs(2)));
     }
     Ok(Action::requeue(Duration::from_secs(300)))
-}
-
-/// The Job controller's `FailedCreate` message for this Job, if it could not create a pod.
-async fn pod_creation_refused(ctx: &Context, namespace: &str, job: &Job) -> Result<Option<String>, Error> {
-    let Some(uid) = job.metadata.uid.as_deref() else { return Ok(None) };
-    let events: Api<CoreEvent> = Api::namespaced(ctx.client.clone(), namespace);
-    let selector = format!("involvedObject.uid={uid},reason=FailedCreate");
-    let refused = events.list(&ListParams::default().fields(&selector)).await?;
-    Ok(refused.items.into_iter().find_map(|event| event.message))
 }
 
 /// A stale lock (from a killed restic) made the Job fail: remove stale locks and run a new Job.
@@ -580,34 +571,6 @@ async fn retry_after_unlock(task: &Task, ctx: &Context, job_name: &str) -> Resul
     status.message = Some(format!("Job {job_name} met a stale lock; stale locks removed, retrying"));
     patch_status(task, ctx, &status).await?;
     Ok(Action::requeue(Duration::from_millis(100)))
-}
-
-async fn job_pods(ctx: &Context, namespace: &str, job_name: &str) -> Result<Vec<Pod>, Error> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-    let mut list = pods.list(&ListParams::default().labels(&format!("job-name={job_name}"))).await?.items;
-    list.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
-    Ok(list)
-}
-
-/// The logs of the Job's newest pod (restic's JSON summary or its error).
-async fn job_output(ctx: &Context, namespace: &str, job_name: &str) -> Result<String, Error> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-    let Some(pod) = job_pods(ctx, namespace, job_name).await?.pop() else { return Ok(String::new()) };
-    match pods.logs(&pod.name_any(), &LogParams::default()).await {
-        Ok(logs) => Ok(logs),
-        Err(e) => Ok(format!("(logs unavailable: {e})")),
-    }
-}
-
-async fn last_exit_code(ctx: &Context, namespace: &str, job_name: &str) -> Result<Option<i32>, Error> {
-    let pod = job_pods(ctx, namespace, job_name).await?.pop();
-    Ok(pod
-        .and_then(|p| p.status)
-        .and_then(|s| s.container_statuses)
-        .and_then(|c| c.into_iter().next())
-        .and_then(|c| c.state)
-        .and_then(|s| s.terminated)
-        .map(|t| t.exit_code))
 }
 
 async fn complete(task: &Task, ctx: &Context, output: &str) -> Result<Action, Error> {
@@ -713,21 +676,9 @@ async fn remove_job_pods(ctx: &Context, namespace: &str, task: &Task) -> Result<
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     let selector = format!("{}={}", job::TASK_LABEL, task.name_any());
     for pod in pods.list(&ListParams::default().labels(&selector)).await?.items {
-        delete_if_present(&pods, &pod.name_any(), &DeleteParams::default()).await?;
+        jobs::delete_if_present(&pods, &pod.name_any(), &DeleteParams::default()).await?;
     }
     Ok(())
-}
-
-/// Deletes an object; one that is already gone is what was wanted.
-async fn delete_if_present<K>(api: &Api<K>, name: &str, params: &DeleteParams) -> Result<(), Error>
-where
-    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    match api.delete(name, params).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 async fn prune_history(task: &Task, ctx: &Context, namespace: &str) -> Result<(), Error> {
@@ -740,7 +691,7 @@ async fn prune_history(task: &Task, ctx: &Context, namespace: &str) -> Result<()
     let selector = super::submit::pvc_selector(&task.spec.pvc_name);
     let tasks = api.list(&ListParams::default().labels(&selector)).await?.items;
     for name in crate::history::to_prune(&tasks, succeeded.max(0) as usize, failed.max(0) as usize) {
-        delete_if_present(&api, &name, &DeleteParams::background()).await?;
+        jobs::delete_if_present(&api, &name, &DeleteParams::background()).await?;
     }
     Ok(())
 }
