@@ -1,6 +1,6 @@
 //! The restic Job for one Task: a pure function of the Task and the operator's settings.
 
-use crate::api::{RestoreMode, Task, TaskType, DATA_PATH, GROUP};
+use crate::api::{RestoreMode, RunAs, Task, TaskType, DATA_PATH, GROUP};
 use crate::restic::{self, CACHE_DIR, RESTORE_STAGING_DIR};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
@@ -69,6 +69,8 @@ pub struct JobInputs<'a> {
     pub node_name: Option<&'a str>,
     /// 0 for the first Job of a Task; retries (after clearing a stale lock) get their own name.
     pub attempt: u32,
+    /// The Config's `runJobsAs`: an unprivileged identity instead of root.
+    pub run_as: Option<RunAs>,
     pub settings: &'a JobSettings,
 }
 
@@ -146,7 +148,7 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
             VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
         ]),
         resources: Some(resources(inputs.settings)),
-        security_context: Some(container_security(backup)),
+        security_context: Some(container_security(backup, inputs.run_as)),
         ..Default::default()
     };
 
@@ -169,6 +171,9 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
         ]),
         affinity: inputs.node_name.map(pin_to_node),
         security_context: Some(PodSecurityContext {
+            run_as_non_root: inputs.run_as.map(|_| true),
+            run_as_user: inputs.run_as.map(|r| r.user),
+            run_as_group: inputs.run_as.map(|r| r.group),
             seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
             ..Default::default()
         }),
@@ -325,8 +330,18 @@ pub fn job_name(task_name: &str, attempt: u32) -> String {
 /// restic reads every file (backup) and restores owners and modes (restore), so it runs as root,
 /// but with only the capabilities that needs and nothing else. All of them are in Pod Security
 /// `baseline`'s allowed set (DAC_OVERRIDE reads any file and searches any directory; the volume
-/// is mounted read-only for backups), so the Jobs run in `baseline` namespaces.
-fn container_security(backup: bool) -> SecurityContext {
+/// is mounted read-only for backups), so the Jobs run in `baseline` namespaces. With `run_as`,
+/// restic runs as that user with nothing added, as `restricted` requires.
+fn container_security(backup: bool, run_as: Option<RunAs>) -> SecurityContext {
+    if run_as.is_some() {
+        return SecurityContext {
+            run_as_non_root: Some(true),
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
+            ..Default::default()
+        };
+    }
     let mut add = vec!["DAC_OVERRIDE".to_owned()];
     if !backup {
         add.extend(["CHOWN", "FOWNER", "FSETID"].map(String::from));

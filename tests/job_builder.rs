@@ -46,6 +46,7 @@ fn fixtures() {
         credentials_secret: "datarestor-my-backup-config-2",
         node_name,
         attempt: 0,
+        run_as: None,
         settings: &settings,
     };
     let cases = [
@@ -77,6 +78,7 @@ fn backups_mount_read_only_and_restores_read_write() {
         credentials_secret: "creds",
         node_name: None,
         attempt: 0,
+        run_as: None,
         settings: &settings,
     };
     for (type_, read_only) in [(TaskType::Backup, true), (TaskType::Restore, false)] {
@@ -98,6 +100,7 @@ fn credentials_only_travel_by_secret_reference() {
         credentials_secret: "creds",
         node_name: None,
         attempt: 0,
+        run_as: None,
         settings: &settings,
     };
     let job = job::build(&task(TaskType::Backup, "t", "data", None, None), &inputs).unwrap();
@@ -117,6 +120,7 @@ fn an_unsaved_task_cannot_own_a_job() {
         credentials_secret: "c",
         node_name: None,
         attempt: 0,
+        run_as: None,
         settings: &settings,
     };
     let mut unsaved = task(TaskType::Backup, "t", "data", None, None);
@@ -162,4 +166,32 @@ fn retention_job_fixture_and_restricted_security() {
     assert!(pod.volumes.as_ref().unwrap().iter().all(|v| v.persistent_volume_claim.is_none()), "it reads no volume");
     let args = pod.containers[0].args.clone().unwrap();
     assert!(args.windows(2).any(|w| w == ["--host", "shop-logs"]) && args.contains(&"--json".to_owned()), "{args:?}");
+}
+
+#[test]
+fn run_jobs_as_an_unprivileged_user_adds_nothing() {
+    let settings = JobSettings::default();
+    let run_as = datarestor_operator::api::RunAs { user: 1000, group: 2000 };
+    for type_ in [TaskType::Backup, TaskType::Restore] {
+        let inputs = JobInputs {
+            repository: "s3:http://minio:9000/backup-bucket",
+            snapshot_id: Some("4dc1094c3e1f"),
+            credentials_secret: "c",
+            node_name: None,
+            attempt: 0,
+            run_as: Some(run_as),
+            settings: &settings,
+        };
+        let job = job::build(&task(type_, "t", "data", None, Some(RestoreMode::Clean)), &inputs).unwrap();
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        let pod_security = pod.security_context.unwrap();
+        assert_eq!(
+            (pod_security.run_as_user, pod_security.run_as_group, pod_security.run_as_non_root),
+            (Some(1000), Some(2000), Some(true))
+        );
+        let container = pod.containers[0].security_context.clone().unwrap();
+        assert_eq!(container.run_as_user, None, "{type_:?}: the pod's user applies");
+        assert_eq!(container.capabilities.unwrap().add, None, "{type_:?}: restricted allows no added capability");
+        assert_eq!(container.allow_privilege_escalation, Some(false));
+    }
 }

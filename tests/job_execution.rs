@@ -126,6 +126,7 @@ fn backup(sandbox: &Sandbox, files: &[(&str, &str)]) -> String {
         credentials_secret: "c",
         node_name: None,
         attempt: 0,
+        run_as: None,
         settings: &settings,
     };
     let job = job::build(&task(TaskType::Backup, Some("pre-upgrade"), None), &inputs).unwrap();
@@ -144,6 +145,7 @@ fn restore(sandbox: &Sandbox, snapshot_id: &str, mode: RestoreMode, volume: &Pat
         credentials_secret: "c",
         node_name: None,
         attempt: 0,
+        run_as: None,
         settings: &settings,
     };
     let job = job::build(&task(TaskType::Restore, None, Some(mode)), &inputs).unwrap();

@@ -3,9 +3,11 @@
 # succeed, byte for byte, and the app comes back. In a namespace that enforces `restricted`, where
 # a root Job cannot run, the backup is answered within seconds with the admission's reason, the
 # refused Job is removed, and the app is scaled back up: never a Job hanging until its deadline
-# with the workload down.
+# with the workload down. With `runJobsAs` set to the app's user, the same namespace admits the
+# Jobs: a backup and a Clean restore succeed byte for byte, and the restored files belong to the
+# app's user.
 # e2e-stage: real cluster only: Pod Security admission is enforced by the real API server
-# e2e-timeout: 300
+# e2e-timeout: 420
 
 source "$E2E_DIR/datarestor.sh"
 install_datarestor
@@ -68,4 +70,20 @@ assert_contains "$(jp pvc tight-data '.metadata.annotations.backup\.datarestor-o
 wait_for 30 "the refused Job removed" gone job "$task" -n locked
 k wait --for=jsonpath='{.status.readyReplicas}'=1 deployment/tight -n locked --timeout=60s >/dev/null
 assert_eq 1 "$(jp deployment tight .spec.replicas -n locked)" "the app is back at its replicas"
+
+log "restricted with runJobsAs: the Jobs run as the app's user"
+fill_volume locked tight-data
+tight_dir="$(pvc_host_path tight-data locked)"
+chown -R 1000:1000 "$tight_dir"
+k patch config backup -n backup-system --type merge -p '{"spec":{"runJobsAs":{"user":1000,"group":1000}}}' >/dev/null
+backup_named locked tight-data as-the-app
+rm -rf "$tight_dir/app"
+echo "written after the backup" >"$tight_dir/stray"
+chown 1000:1000 "$tight_dir/stray"
+assert_contains "$(restore_request locked tight-data as-the-app)" "Completed" "restore under restricted"
+same_tree "$SCENARIO_DIR/original-locked-tight-data" "$tight_dir" "restored under restricted"
+assert_eq 1000 "$(stat -c %u "$tight_dir/app/config/settings.yaml")" "restored files belong to the app's user"
+restore_task="$(kubectl get tasks -n locked -l backup.datarestor-operator.com/type=restore -o 'jsonpath={.items[0].metadata.name}')"
+assert_eq 1000 "$(jp job "$restore_task" .spec.template.spec.securityContext.runAsUser -n locked)" "the restore Job ran as the app's user"
+k wait --for=jsonpath='{.status.readyReplicas}'=1 deployment/tight -n locked --timeout=90s >/dev/null
 assert_no_credentials

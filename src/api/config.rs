@@ -71,6 +71,15 @@ pub struct ConfigSpec {
     #[serde(default)]
     pub unmanaged_pods: UnmanagedPods,
 
+    /// Run backup and restore Jobs as this user and group instead of root, with no added
+    /// capability: admissible in namespaces that enforce Pod Security `restricted`. A backup then
+    /// reads only the files this user may read; a restore writes files owned by this user (the
+    /// owners recorded in the snapshot are not restored) and a Clean restore removes only what this
+    /// user may remove. Absent: root with `DAC_OVERRIDE` (and, to restore owners and modes,
+    /// `CHOWN`, `FOWNER`, `FSETID`), admissible under `baseline`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_jobs_as: Option<RunAs>,
+
     /// Restore PVCs this Config selects from their newest snapshot when they are new.
     #[serde(default = "default_true")]
     pub auto_restore: bool,
@@ -171,6 +180,19 @@ impl ConfigSpec {
         merged.extend(repository.env.iter().cloned());
         merged
     }
+}
+
+/// An unprivileged identity for restic Jobs: usually the user and group the application writes
+/// its files as.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunAs {
+    /// User id (not 0: root is what this avoids).
+    #[schemars(range(min = 1))]
+    pub user: i64,
+    /// Group id.
+    #[schemars(range(min = 0))]
+    pub group: i64,
 }
 
 /// Selects PVCs by labels and namespaces; both must match when both are given.

@@ -262,6 +262,7 @@ async fn launch(
         credentials_secret: &secret_name,
         node_name: node.as_deref(),
         attempt,
+        run_as: resolved.config.spec.run_jobs_as,
         settings: &ctx.settings.job,
     };
     let job = job::build(task, &inputs).ok_or(Error::MissingField("uid"))?;
