@@ -49,6 +49,42 @@ pub enum EnvError {
     Unsupported { var: String },
 }
 
+/// Environment variables a Config may give restic: the password and what restic's storage
+/// backends and tuning read. Anything else is refused, above all what makes restic run a command
+/// or read a file (`RESTIC_PASSWORD_COMMAND`, `RESTIC_PASSWORD_FILE`, ...): the operator's own
+/// restic calls run in its pod, whose service account reads Secrets.
+const ALLOWED_ENV: &[&str] = &[
+    "RESTIC_PASSWORD",
+    "RESTIC_COMPRESSION",
+    "RESTIC_PACK_SIZE",
+    "RESTIC_READ_CONCURRENCY",
+    "RESTIC_KEY_HINT",
+    "RESTIC_REST_USERNAME",
+    "RESTIC_REST_PASSWORD",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "TZ",
+];
+/// Prefixes of storage backends' variables (S3, B2, Azure, Google Cloud Storage, Swift).
+const ALLOWED_ENV_PREFIXES: &[&str] = &["AWS_", "B2_", "AZURE_", "GOOGLE_", "OS_", "ST_"];
+
+/// Every variable name in `env` that restic must not be given, with why.
+pub fn refused_env(env: &[EnvVar]) -> Vec<String> {
+    env.iter()
+        .map(|var| var.name.as_str())
+        .filter(|name| !ALLOWED_ENV.contains(name) && !ALLOWED_ENV_PREFIXES.iter().any(|p| name.starts_with(p)))
+        .map(|name| {
+            format!(
+                "env {name} is not a variable DataRestor gives restic (allowed: RESTIC_PASSWORD, storage credentials such as AWS_*, B2_*, AZURE_*, GOOGLE_*, OS_*, ST_*, RESTIC_REST_*, proxies, TZ)"
+            )
+        })
+        .collect()
+}
+
 /// The resolved environment of one repository. `Debug` shows names only.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct ResolvedEnv(pub BTreeMap<String, String>);

@@ -86,6 +86,53 @@ pub fn job_args(repository: &str, command: &Command<'_>) -> Vec<String> {
     args
 }
 
+/// Options `forgetArgs` may hold: restic's retention policy and prune's tuning. Anything else
+/// (`--password-command`, `-o`, `--repo`, `--dry-run`, ...) is refused.
+const FORGET_POLICY_FLAGS: &[&str] = &[
+    "--keep-last",
+    "--keep-hourly",
+    "--keep-daily",
+    "--keep-weekly",
+    "--keep-monthly",
+    "--keep-yearly",
+    "--keep-within",
+    "--keep-within-hourly",
+    "--keep-within-daily",
+    "--keep-within-weekly",
+    "--keep-within-monthly",
+    "--keep-within-yearly",
+    "--keep-tag",
+    "--group-by",
+    "--max-unused",
+    "--max-repack-size",
+];
+/// Flags among them that take no value.
+const FORGET_SWITCHES: &[&str] = &["--repack-cacheable-only", "--repack-small", "--repack-uncompressed"];
+
+/// Checks `forgetArgs`: only policy flags, each with its value (`--keep-last 10` or
+/// `--keep-last=10`).
+pub fn check_forget_args(args: &[String]) -> Result<(), String> {
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        let flag = arg.split_once('=').map_or(arg.as_str(), |(flag, _)| flag);
+        if FORGET_SWITCHES.contains(&arg.as_str()) {
+            continue;
+        }
+        if !FORGET_POLICY_FLAGS.contains(&flag) {
+            return Err(format!(
+                "forgetArgs: {arg:?} is not a retention policy option (such as --keep-last 10 or --keep-daily 7)"
+            ));
+        }
+        if !arg.contains('=') {
+            match rest.next() {
+                Some(value) if !value.starts_with('-') || value.parse::<i64>().is_ok() => {}
+                _ => return Err(format!("forgetArgs: {arg} needs a value")),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The tag that carries a backup's name, as the original operator wrote it.
 pub fn name_tag(name: &str) -> String {
     format!("name={name}")
@@ -339,6 +386,18 @@ mod tests {
             assert_eq!(args(REPO, &command), expected, "{command:?}");
         }
         assert_eq!(job_args(REPO, &Command::Unlock), strings(&["unlock", "--repo", REPO, "--cache-dir", "/cache"]));
+    }
+
+    #[test]
+    fn forget_args_are_policy_only() {
+        let ok = |args: &[&str]| check_forget_args(&strings(args));
+        assert_eq!(ok(&["--keep-last", "10", "--keep-daily=7", "--keep-tag", "keep", "--repack-small"]), Ok(()));
+        assert_eq!(ok(&["--keep-within", "1y5m7d2h"]), Ok(()));
+        assert!(ok(&["--password-command", "sh -c id"]).unwrap_err().contains("--password-command"));
+        assert!(ok(&["--keep-last", "10", "-o", "s3.region=x"]).is_err());
+        assert!(ok(&["--option=sftp.command=sh"]).is_err());
+        assert!(ok(&["--keep-last"]).unwrap_err().contains("needs a value"));
+        assert!(ok(&["--keep-last", "--dry-run"]).is_err());
     }
 
     #[test]

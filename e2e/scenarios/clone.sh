@@ -1,18 +1,22 @@
 # clone: manual-restore with another PVC's host fills a new PVC with that PVC's data; across
-# namespaces only when the Config allows it (otherwise a Warning and nothing changes).
+# namespaces only when the Config allows it (otherwise a Warning and nothing changes). A host that
+# merely starts with the PVC's namespace is not its own: `shop-prod-db` asked for in `shop` is PVC
+# `db` of namespace `shop-prod`, and is refused as a cross-namespace clone.
 
 source "$E2E_DIR/datarestor.sh"
 install_datarestor
 write_config shop "$(cat <<'YAML'
   autoRestore: false
   selectors:
-    - matchNamespaces: [shop, staging]
+    - matchNamespaces: [shop, staging, shop-prod]
 YAML
 )"
 make_pvc shop source
 make_pvc shop copy
 make_pvc staging copy
+make_pvc shop-prod db
 fill_volume shop source
+fill_volume shop-prod db
 start_datarestor
 wait_config_ready
 backup_named shop source golden
@@ -27,6 +31,13 @@ assert_contains "$answer" "cross-namespace restores are off" "denial says why"
 assert_eq "" "$(ls -A "$(pvc_host_path copy staging)")" "denied clone changed nothing"
 warnings="$(kubectl get events.events.k8s.io -n staging -o 'jsonpath={range .items[?(@.type=="Warning")]}{.reason}{"\n"}{end}')"
 assert_contains "$warnings" "InvalidRequest" "Warning Event for the denied clone"
+
+backup_named shop-prod db prod-golden
+before="$(find "$(pvc_host_path copy shop)" -type f | sort | xargs sha256sum)"
+answer="$(restore_request shop copy 'shop-prod-db|latest')"
+assert_contains "$answer" "Rejected:" "a host of namespace shop-prod is not shop's own"
+assert_contains "$answer" "cross-namespace restores are off" "denial says why"
+assert_eq "$before" "$(find "$(pvc_host_path copy shop)" -type f | sort | xargs sha256sum)" "denied clone changed nothing"
 
 kubectl patch config backup -n backup-system --type=merge -p '{"spec":{"allowCrossNamespaceRestore":true}}' >/dev/null
 answer="$(restore_request staging copy 'shop-source|latest')"

@@ -49,6 +49,12 @@ fn plan(config: &Config) -> Result<Vec<Planned<'_>>, Vec<String>> {
             planned.push(Planned { repository, backup, retention });
         }
     }
+    problems.extend(credentials::refused_env(&config.spec.all_env()));
+    for repository in &config.spec.repositories {
+        if let Err(e) = crate::restic::check_forget_args(&repository.forget_args) {
+            problems.push(format!("repository {} (priority {}): {e}", repository.target, repository.priority));
+        }
+    }
     for (i, a) in config.spec.repositories.iter().enumerate() {
         for b in &config.spec.repositories[i + 1..] {
             if a.priority == b.priority {
@@ -564,6 +570,26 @@ pub fn error_policy(_: Arc<DeserializeGuard<Config>>, error: &Error, _: Arc<Cont
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commands_hidden_in_env_or_forget_args_are_refused() {
+        let config = Config::new(
+            "backup",
+            serde_json::from_value(serde_json::json!({
+                "env": [{"name": "RESTIC_PASSWORD_COMMAND", "value": "cat /var/run/secrets/kubernetes.io/serviceaccount/token"}],
+                "repositories": [{"target": "s3:http://s3/a", "priority": 1, "forgetArgs": ["--keep-last", "3", "--password-command", "id"],
+                                  "env": [{"name": "AWS_ACCESS_KEY_ID", "value": "k"}, {"name": "RESTIC_PASSWORD_FILE", "value": "/etc/shadow"}]}],
+                "selectors": [{"matchLabels": {"app": "x"}}],
+            }))
+            .unwrap(),
+        );
+        let problems = plan(&config).err().expect("refused");
+        let all = problems.join("\n");
+        assert!(all.contains("env RESTIC_PASSWORD_COMMAND is not a variable"), "{all}");
+        assert!(all.contains("env RESTIC_PASSWORD_FILE is not a variable"), "{all}");
+        assert!(all.contains("\"--password-command\" is not a retention policy option"), "{all}");
+        assert!(!all.contains("AWS_ACCESS_KEY_ID"), "storage credentials are allowed: {all}");
+    }
 
     #[test]
     fn retention_summary_from_forget_json_then_prune_text() {

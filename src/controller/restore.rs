@@ -22,7 +22,7 @@ use crate::credentials;
 use crate::naming;
 use crate::restore::{self, Found, Listings};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -335,6 +335,34 @@ async fn follow_restore(pvc: &PersistentVolumeClaim, auto: Option<&Config>, ctx:
     }
 }
 
+/// Whether snapshot host `host` may belong to a namespace other than `namespace`. A host is
+/// `{namespace}-{pvc}` and both parts may contain `-`: asked for in `shop`, `shop-prod-db` is PVC
+/// `prod-db` of `shop`, or PVC `db` of namespace `shop-prod` if that namespace exists. Any other
+/// namespace it could belong to makes it cross-namespace.
+async fn crosses_namespace(ctx: &Context, namespace: &str, host: &str) -> Result<bool, Error> {
+    if !host.starts_with(&format!("{namespace}-")) {
+        return Ok(true);
+    }
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    for candidate in longer_namespaces(namespace, host) {
+        if namespaces.get_opt(&candidate).await?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The namespaces other than `namespace` whose PVCs could have snapshot host `host`: every prefix
+/// of the host that extends `namespace`, ends before a `-`, and is a valid namespace name.
+pub fn longer_namespaces(namespace: &str, host: &str) -> Vec<String> {
+    host.match_indices('-')
+        .map(|(i, _)| &host[..i])
+        .filter(|prefix| prefix.len() > namespace.len() && prefix.starts_with(&format!("{namespace}-")))
+        .filter(|prefix| prefix.len() <= 63 && !prefix.ends_with('-'))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Serves `manual-restore` on a PVC (or, for each PVC it selects, on a Config): records a restore
 /// Task, or says why not. `identity` with `version` and `value` names the request.
 pub async fn serve_manual_restore(
@@ -353,7 +381,7 @@ pub async fn serve_manual_restore(
     };
     let own_host = snapshot_host(&namespace, &pvc.name_any());
     let host = request.host.clone().unwrap_or(own_host);
-    if !host.starts_with(&format!("{namespace}-")) && !config.spec.allow_cross_namespace_restore {
+    if !config.spec.allow_cross_namespace_restore && crosses_namespace(ctx, &namespace, &host).await? {
         return Ok(Err(format!(
             "host {host} belongs to another namespace; cross-namespace restores are off (allowCrossNamespaceRestore in Config {}/{})",
             config.namespace().unwrap_or_default(),
@@ -386,4 +414,17 @@ pub async fn serve_manual_restore(
         set_state(ctx, pvc, State::Restoring, &format!("manual restore by Task {name}"), Some(&name)).await?;
     }
     Ok(Ok(format!("restore of {host} ({}) requested as Task {name}", request.name().unwrap_or("latest"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_may_belong_to_a_longer_namespace() {
+        assert_eq!(longer_namespaces("shop", "shop-prod-db"), ["shop-prod"]);
+        assert_eq!(longer_namespaces("shop", "shop-a-b-c"), ["shop-a", "shop-a-b"]);
+        assert!(longer_namespaces("shop", "shop-data").is_empty(), "one part after the namespace: only shop's");
+        assert!(longer_namespaces("shop", "shop--x").is_empty());
+    }
 }
