@@ -128,7 +128,7 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
     let labels = BTreeMap::from([
         (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
         (TASK_LABEL.to_owned(), task.metadata.name.clone()?),
-        (PVC_LABEL.to_owned(), spec.pvc_name.clone()),
+        (PVC_LABEL.to_owned(), crate::naming::label_value(&spec.pvc_name)),
         (TYPE_LABEL.to_owned(), if backup { "backup" } else { "restore" }.to_owned()),
     ]);
 

@@ -195,3 +195,27 @@ fn run_jobs_as_an_unprivileged_user_adds_nothing() {
         assert_eq!(container.allow_privilege_escalation, Some(false));
     }
 }
+
+#[test]
+fn every_label_value_fits_for_the_longest_pvc_name() {
+    let settings = JobSettings::default();
+    let long = format!("data-{}", "x".repeat(248));
+    let inputs = JobInputs {
+        repository: "s3:http://minio:9000/backup-bucket",
+        snapshot_id: None,
+        credentials_secret: "c",
+        node_name: None,
+        attempt: 0,
+        run_as: None,
+        settings: &settings,
+    };
+    let job = job::build(&task(TaskType::Backup, "backup-data-xxxx-3a0c6f94", &long, None, None), &inputs).unwrap();
+    let template_labels = job.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().labels.clone().unwrap();
+    for (key, value) in job.metadata.labels.clone().unwrap().iter().chain(template_labels.iter()) {
+        assert!(value.len() <= 63, "label {key}={value} is longer than a label value may be");
+    }
+    assert_eq!(
+        job.spec.unwrap().template.spec.unwrap().volumes.unwrap()[0].persistent_volume_claim.as_ref().unwrap().claim_name,
+        long
+    );
+}
