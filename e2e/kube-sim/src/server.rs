@@ -280,6 +280,31 @@ fn check_strict(t: &Target, q: &HashMap<String, String>, obj: &Value) -> ApiResu
     )))
 }
 
+/// Label values are at most 63 characters (the real API server's metadata validation), on the
+/// object and on a pod template it carries.
+fn check_labels(t: &Target, obj: &Value) -> ApiResult<()> {
+    let mut causes = Vec::new();
+    for (path, labels) in [
+        ("metadata.labels", obj.pointer("/metadata/labels")),
+        ("spec.template.labels", obj.pointer("/spec/template/metadata/labels")),
+    ] {
+        for (key, value) in labels.and_then(Value::as_object).into_iter().flatten() {
+            let value = value.as_str().unwrap_or_default();
+            if value.len() > 63 {
+                causes.push((
+                    path.to_owned(),
+                    format!("Invalid value: \"{value}\": must be no more than 63 characters (label {key})"),
+                ));
+            }
+        }
+    }
+    if causes.is_empty() {
+        return Ok(());
+    }
+    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    Err(ApiError::invalid(&t.rt.qualified(), name, causes))
+}
+
 fn ns_of(t: &Target) -> &str {
     t.ns.as_deref().unwrap_or("")
 }
@@ -438,6 +463,7 @@ fn set_scale(app: &App, t: &Target, obj: &Value, scale: &Value) -> ApiResult<Val
 async fn create(app: &Arc<App>, t: &Target, q: &HashMap<String, String>, body: &[u8]) -> ApiResult<Value> {
     let obj = parse_body(body)?;
     check_strict(t, q, &obj)?;
+    check_labels(t, &obj)?;
     if q.get("dryRun").is_some_and(|d| !d.is_empty()) {
         return Ok(present(&t.rt, &obj));
     }
@@ -447,6 +473,7 @@ async fn create(app: &Arc<App>, t: &Target, q: &HashMap<String, String>, body: &
 fn update(app: &App, t: &Target, q: &HashMap<String, String>, body: &[u8]) -> ApiResult<Value> {
     let obj = parse_body(body)?;
     check_strict(t, q, &obj)?;
+    check_labels(t, &obj)?;
     let name = t.name.as_deref().unwrap_or("");
     match t.sub.as_deref() {
         Some("scale") => {
