@@ -3,7 +3,7 @@
 //! A Job runs in its PVC's namespace and cannot reference Secrets of the Config's namespace, and
 //! literal `value`s must not be written into Job specs. So the operator resolves a repository's
 //! environment here (pure: the lookups are passed in) and stores it in one operator-owned Secret
-//! per namespace and repository, which the Job reads with `envFrom`.
+//! per namespace and repository, from which the Job reads each variable by name.
 
 use crate::api::{Config, ConfigSpec, Repository};
 use crate::job::{MANAGED_BY, MANAGED_BY_LABEL};

@@ -4,9 +4,9 @@ use crate::api::{RestoreMode, RunAs, Task, TaskType, DATA_PATH, GROUP};
 use crate::restic::{self, CACHE_DIR, RESTORE_STAGING_DIR};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, Container, EmptyDirVolumeSource, EnvFromSource, NodeAffinity, NodeSelector, NodeSelectorRequirement,
-    NodeSelectorTerm, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
-    SeccompProfile, SecretEnvSource, SecurityContext, Volume, VolumeMount,
+    Affinity, Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, NodeAffinity, NodeSelector,
+    NodeSelectorRequirement, NodeSelectorTerm, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -65,6 +65,9 @@ pub struct JobInputs<'a> {
     pub snapshot_id: Option<&'a str>,
     /// Secret in the Task's namespace holding the repository's restic environment.
     pub credentials_secret: &'a str,
+    /// Its keys, one per variable; each is passed by name (never `envFrom`: a key someone else
+    /// added to the Secret must not reach restic).
+    pub credential_keys: &'a [String],
     /// Node the PVC is attached to (ReadWriteOnce in use): the Job must run there.
     pub node_name: Option<&'a str>,
     /// 0 for the first Job of a Task; retries (after clearing a stale lock) get their own name.
@@ -138,10 +141,7 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
         image_pull_policy: Some(inputs.settings.image_pull_policy.clone()),
         command: Some(command),
         args: Some(args),
-        env_from: Some(vec![EnvFromSource {
-            secret_ref: Some(SecretEnvSource { name: inputs.credentials_secret.to_owned(), optional: Some(false) }),
-            ..Default::default()
-        }]),
+        env: Some(credential_env(inputs.credentials_secret, inputs.credential_keys)),
         volume_mounts: Some(vec![
             VolumeMount { name: "data".into(), mount_path: DATA_PATH.into(), read_only: Some(backup), ..Default::default() },
             VolumeMount { name: "cache".into(), mount_path: CACHE_DIR.into(), ..Default::default() },
@@ -217,6 +217,8 @@ pub struct RetentionInputs<'a> {
     /// The repository's `forgetArgs`.
     pub policy: &'a [String],
     pub credentials_secret: &'a str,
+    /// Its keys, passed by name as in `JobInputs`.
+    pub credential_keys: &'a [String],
     pub settings: &'a JobSettings,
 }
 
@@ -245,10 +247,7 @@ pub fn build_retention(inputs: &RetentionInputs<'_>) -> Job {
         image_pull_policy: Some(inputs.settings.image_pull_policy.clone()),
         command: Some(vec!["/bin/sh".to_owned(), "-c".to_owned(), RETENTION_SCRIPT.to_owned()]),
         args: Some(args),
-        env_from: Some(vec![EnvFromSource {
-            secret_ref: Some(SecretEnvSource { name: inputs.credentials_secret.to_owned(), optional: Some(false) }),
-            ..Default::default()
-        }]),
+        env: Some(credential_env(inputs.credentials_secret, inputs.credential_keys)),
         volume_mounts: Some(vec![
             VolumeMount { name: "cache".into(), mount_path: CACHE_DIR.into(), ..Default::default() },
             VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
@@ -302,6 +301,20 @@ pub fn build_retention(inputs: &RetentionInputs<'_>) -> Job {
         }),
         status: None,
     }
+}
+
+/// One variable per credential key, each read from the Secret by name.
+fn credential_env(secret: &str, keys: &[String]) -> Vec<EnvVar> {
+    keys.iter()
+        .map(|key| EnvVar {
+            name: key.clone(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector { name: secret.to_owned(), key: key.clone(), optional: Some(false) }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// The unprivileged user Jobs that read no volume run as (distroless's `nonroot`).

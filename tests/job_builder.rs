@@ -40,10 +40,12 @@ fn check_fixture(name: &str, job: &Job) {
 #[test]
 fn fixtures() {
     let settings = JobSettings::default();
+    let keys = ["AWS_ACCESS_KEY_ID".to_owned(), "AWS_SECRET_ACCESS_KEY".to_owned(), "RESTIC_PASSWORD".to_owned()];
     let inputs = |snapshot_id, node_name| JobInputs {
         repository: "s3:http://minio:9000/backup-bucket",
         snapshot_id,
         credentials_secret: "datarestor-my-backup-config-2",
+        credential_keys: &keys,
         node_name,
         attempt: 0,
         run_as: None,
@@ -76,6 +78,7 @@ fn backups_mount_read_only_and_restores_read_write() {
         repository: "/srv/restic",
         snapshot_id: Some("abc"),
         credentials_secret: "creds",
+        credential_keys: &[],
         node_name: None,
         attempt: 0,
         run_as: None,
@@ -92,12 +95,14 @@ fn backups_mount_read_only_and_restores_read_write() {
 }
 
 #[test]
-fn credentials_only_travel_by_secret_reference() {
+fn credentials_only_travel_by_secret_reference_key_by_key() {
     let settings = JobSettings::default();
+    let keys = ["AWS_SECRET_ACCESS_KEY".to_owned(), "RESTIC_PASSWORD".to_owned()];
     let inputs = JobInputs {
         repository: "s3:http://minio:9000/b",
         snapshot_id: None,
         credentials_secret: "creds",
+        credential_keys: &keys,
         node_name: None,
         attempt: 0,
         run_as: None,
@@ -105,10 +110,14 @@ fn credentials_only_travel_by_secret_reference() {
     };
     let job = job::build(&task(TaskType::Backup, "t", "data", None, None), &inputs).unwrap();
     let container = &job.spec.unwrap().template.spec.unwrap().containers[0];
-    assert!(container.env.is_none(), "no literal env values in a Job");
-    let from = container.env_from.as_ref().unwrap();
-    assert_eq!(from.len(), 1);
-    assert_eq!(from[0].secret_ref.as_ref().unwrap().name, "creds");
+    assert!(container.env_from.is_none(), "never the whole Secret: a key someone added must not reach restic");
+    let env = container.env.as_ref().unwrap();
+    assert_eq!(env.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["AWS_SECRET_ACCESS_KEY", "RESTIC_PASSWORD"]);
+    for var in env {
+        assert_eq!(var.value, None, "no literal values in a Job");
+        let selector = var.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+        assert_eq!((selector.name.as_str(), selector.key.as_str()), ("creds", var.name.as_str()));
+    }
 }
 
 #[test]
@@ -118,6 +127,7 @@ fn an_unsaved_task_cannot_own_a_job() {
         repository: "/r",
         snapshot_id: None,
         credentials_secret: "c",
+        credential_keys: &[],
         node_name: None,
         attempt: 0,
         run_as: None,
@@ -131,6 +141,7 @@ fn an_unsaved_task_cannot_own_a_job() {
 #[test]
 fn retention_job_fixture_and_restricted_security() {
     let settings = JobSettings::default();
+    let keys = ["RESTIC_PASSWORD".to_owned()];
     let hosts = vec!["shop-data".to_owned(), "shop-logs".to_owned()];
     let policy = vec!["--keep-last".to_owned(), "10".to_owned()];
     let owner = k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
@@ -150,6 +161,7 @@ fn retention_job_fixture_and_restricted_security() {
         hosts: &hosts,
         policy: &policy,
         credentials_secret: "datarestor-my-backup-config-2",
+        credential_keys: &keys,
         settings: &settings,
     });
     check_fixture("retention", &job);
@@ -177,6 +189,7 @@ fn run_jobs_as_an_unprivileged_user_adds_nothing() {
             repository: "s3:http://minio:9000/backup-bucket",
             snapshot_id: Some("4dc1094c3e1f"),
             credentials_secret: "c",
+            credential_keys: &[],
             node_name: None,
             attempt: 0,
             run_as: Some(run_as),
@@ -204,6 +217,7 @@ fn every_label_value_fits_for_the_longest_pvc_name() {
         repository: "s3:http://minio:9000/backup-bucket",
         snapshot_id: None,
         credentials_secret: "c",
+        credential_keys: &[],
         node_name: None,
         attempt: 0,
         run_as: None,

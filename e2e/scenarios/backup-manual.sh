@@ -1,6 +1,8 @@
 # backup-manual: `kubectl annotate pvc ... manual-backup=pre-upgrade` produces a Completed Task, a
 # snapshot with host {ns}-{pvc} and tag name=pre-upgrade (checked with restic itself) holding the
-# volume's exact bytes, an answered annotation and Events, and no credential anywhere.
+# volume's exact bytes, an answered annotation and Events, and no credential anywhere. A key
+# someone adds to the operator's credentials Secret in the PVC's namespace (a password command)
+# never reaches restic: the next Job rewrites the Secret whole and reads only its own keys.
 
 source "$E2E_DIR/datarestor.sh"
 install_datarestor
@@ -64,5 +66,17 @@ k annotate pvc data -n shop --overwrite backup.datarestor-operator.com/manual-ba
 for name in first-of-two second-of-two; do
   wait_for 90 "$name completed" bash -c "kubectl get tasks -n shop -o 'jsonpath={range .items[*]}{.spec.name}={.status.phase}{\"\\n\"}{end}' | grep -qx '$name=Completed'"
 done
+
+log "a key added to the credentials Secret by someone else"
+secret="$(kubectl get secrets -n shop -l app.kubernetes.io/managed-by=datarestor-operator -o 'jsonpath={.items[0].metadata.name}')"
+[ -n "$secret" ] || fail "no credentials Secret in the PVC's namespace"
+k patch secret "$secret" -n shop --type merge -p '{"stringData":{"RESTIC_PASSWORD_COMMAND":"sh -c \"touch /data/pwned; echo x\""}}' >/dev/null
+backup_named shop data after-tampering
+assert_eq "" "$(jp secret "$secret" '.data.RESTIC_PASSWORD_COMMAND' -n shop)" "the added key is gone from the Secret"
+job="$(kubectl get tasks -n shop -o 'jsonpath={range .items[?(@.spec.name=="after-tampering")]}{.status.jobName}{end}')"
+assert_eq "" "$(jp job "$job" '.spec.template.spec.containers[0].envFrom' -n shop)" "no envFrom"
+case " $(jp job "$job" '.spec.template.spec.containers[0].env[*].name' -n shop) " in
+  *RESTIC_PASSWORD_COMMAND*) fail "the added key reached the Job" ;;
+esac
 
 assert_no_credentials

@@ -15,7 +15,7 @@ use crate::naming;
 use crate::schedule::Schedule;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::DeserializeGuard;
@@ -283,15 +283,11 @@ impl Work<'_> {
             return Ok(Ok(None));
         }
         let namespace = config.namespace().unwrap_or_default();
-        let secret = credentials::secret(config, repository, &namespace, env);
-        let secret_name = secret.metadata.name.clone().unwrap_or_default();
-        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-        let params = PatchParams::apply(super::task::FIELD_MANAGER).force();
-        match secrets.patch(&secret_name, &params, &Patch::Apply(&secret)).await {
-            Ok(_) => {}
-            Err(e) if submit::is_refused(&e) => return Ok(Err(format!("credentials Secret {secret_name}: {e}"))),
+        let (secret_name, credential_keys) = match jobs::apply_credentials(ctx, config, repository, &namespace, env).await {
+            Ok(applied) => applied,
+            Err(e) if submit::is_refused(&e) => return Ok(Err(format!("credentials Secret: {e}"))),
             Err(e) => return Err(e.into()),
-        }
+        };
         let slot_text = jiff::fmt::strtime::format("%Y%m%d-%H%M", slot).unwrap_or_else(|_| slot.as_second().to_string());
         let name = naming::bounded_name(&["forget", &config.name_any(), &slot_text, &repository_key(config, repository)]);
         let owner = config.controller_owner_ref(&()).ok_or(Error::MissingField("Config uid"))?;
@@ -304,6 +300,7 @@ impl Work<'_> {
             hosts: self.hosts,
             policy: &repository.forget_args,
             credentials_secret: &secret_name,
+            credential_keys: &credential_keys,
             settings: &ctx.settings.job,
         });
         match Api::<Job>::namespaced(ctx.client.clone(), &namespace).create(&PostParams::default(), &job).await {

@@ -1,13 +1,44 @@
-//! What a restic Job did: its pods, its output, its exit code, and whether the cluster refused
-//! to create its pods. Shared by the Task controller (backups, restores) and the Config
-//! controller (retention).
+//! restic Jobs: the credentials Secret they read, and what they did (their pods, output, exit
+//! code, and whether the cluster refused to create their pods). Shared by the Task controller
+//! (backups, restores) and the Config controller (retention).
 
 use super::Error;
+use crate::api::{Config, Repository};
 use crate::context::Context;
+use crate::credentials::{self, ResolvedEnv};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
-use kube::api::{DeleteParams, ListParams, LogParams};
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod, Secret};
+use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
+
+/// Writes the credentials Secret that restic Jobs of `repository` in `namespace` read, whole: the
+/// operator owns every key in it, so a key someone else added (`RESTIC_PASSWORD_COMMAND`, say) is
+/// removed rather than passed on. Applied fresh for every Job, so rotations propagate. Returns the
+/// Secret's name and its keys (the variables a Job reads from it, by name).
+pub async fn apply_credentials(
+    ctx: &Context,
+    config: &Config,
+    repository: &Repository,
+    namespace: &str,
+    env: &ResolvedEnv,
+) -> Result<(String, Vec<String>), kube::Error> {
+    let secret = credentials::secret(config, repository, namespace, env);
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    match api.create(&PostParams::default(), &secret).await {
+        Ok(_) => {}
+        Err(e) if super::submit::is_already_exists(&e) => {
+            let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+                {"op": "add", "path": "/data", "value": secret.data.clone().unwrap_or_default()},
+                {"op": "add", "path": "/metadata/labels", "value": secret.metadata.labels.clone().unwrap_or_default()},
+            ]))
+            .map_err(kube::Error::SerdeError)?;
+            api.patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch)).await?;
+        }
+        Err(e) => return Err(e),
+    }
+    Ok((name, env.0.keys().cloned().collect()))
+}
 
 /// The Job controller's `FailedCreate` message for this Job, if it could not create a pod.
 pub async fn pod_creation_refused(ctx: &Context, namespace: &str, job: &Job) -> Result<Option<String>, Error> {

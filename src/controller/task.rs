@@ -14,7 +14,7 @@ use crate::restic::{self, Failure};
 use crate::restore::Found;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::DeserializeGuard;
@@ -244,14 +244,11 @@ async fn launch(
         Ok(env) => env,
         Err(e) => return fail(task, ctx, "CredentialsMissing", &e.to_string()).await,
     };
-    let secret = credentials::secret(&resolved.config, repository, &namespace, &env);
-    let secret_name = secret.metadata.name.clone().ok_or(Error::MissingField("secret name"))?;
-    if let Err(e) = Api::<Secret>::namespaced(ctx.client.clone(), &namespace)
-        .patch(&secret_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&secret))
-        .await
+    let (secret_name, credential_keys) = match jobs::apply_credentials(ctx, &resolved.config, repository, &namespace, &env).await
     {
-        return not_launched(task, ctx, &status, &format!("credentials Secret {secret_name}"), e).await;
-    }
+        Ok(applied) => applied,
+        Err(e) => return not_launched(task, ctx, &status, "the credentials Secret", e).await,
+    };
 
     let node = node_using(ctx, &namespace, &resolved.pvc).await?;
     let now = Timestamp::now();
@@ -260,6 +257,7 @@ async fn launch(
         repository: &target,
         snapshot_id: status.snapshot_id.as_deref(),
         credentials_secret: &secret_name,
+        credential_keys: &credential_keys,
         node_name: node.as_deref(),
         attempt,
         run_as: resolved.config.spec.run_jobs_as,
