@@ -1,7 +1,8 @@
 # clone: manual-restore with another PVC's host fills a new PVC with that PVC's data; across
 # namespaces only when the Config allows it (otherwise a Warning and nothing changes). A host that
 # merely starts with the PVC's namespace is not its own: `shop-prod-db` asked for in `shop` is PVC
-# `db` of namespace `shop-prod`, and is refused as a cross-namespace clone.
+# `db` of namespace `shop-prod`, and is refused as a cross-namespace clone. A Task written by hand
+# is checked the same way.
 
 source "$E2E_DIR/datarestor.sh"
 install_datarestor
@@ -38,6 +39,23 @@ answer="$(restore_request shop copy 'shop-prod-db|latest')"
 assert_contains "$answer" "Rejected:" "a host of namespace shop-prod is not shop's own"
 assert_contains "$answer" "cross-namespace restores are off" "denial says why"
 assert_eq "$before" "$(find "$(pvc_host_path copy shop)" -type f | sort | xargs sha256sum)" "denied clone changed nothing"
+
+# A Task written by hand gets the same answer as the annotation: it is a request too.
+kapply >/dev/null <<'YAML'
+apiVersion: backup.datarestor-operator.com/v1alpha1
+kind: Task
+metadata: {name: handmade-clone, namespace: staging}
+spec:
+  type: restore
+  trigger: manual
+  pvcName: copy
+  configRef: {name: backup, namespace: backup-system}
+  host: shop-source
+  restoreMode: Clean
+YAML
+wait_for 60 "the handmade Task answered" jp_is Failed task handmade-clone .status.phase -n staging
+assert_eq NotAllowed "$(jp task handmade-clone '.status.conditions[?(@.type=="Succeeded")].reason' -n staging)" "handmade cross-namespace Task refused"
+assert_eq "" "$(ls -A "$(pvc_host_path copy staging)")" "the refused Task changed nothing"
 
 kubectl patch config backup -n backup-system --type=merge -p '{"spec":{"allowCrossNamespaceRestore":true}}' >/dev/null
 answer="$(restore_request staging copy 'shop-source|latest')"

@@ -339,7 +339,7 @@ async fn follow_restore(pvc: &PersistentVolumeClaim, auto: Option<&Config>, ctx:
 /// `{namespace}-{pvc}` and both parts may contain `-`: asked for in `shop`, `shop-prod-db` is PVC
 /// `prod-db` of `shop`, or PVC `db` of namespace `shop-prod` if that namespace exists. Any other
 /// namespace it could belong to makes it cross-namespace.
-async fn crosses_namespace(ctx: &Context, namespace: &str, host: &str) -> Result<bool, Error> {
+pub async fn crosses_namespace(ctx: &Context, namespace: &str, host: &str) -> Result<bool, Error> {
     if !host.starts_with(&format!("{namespace}-")) {
         return Ok(true);
     }

@@ -70,6 +70,34 @@ async fn resolve(task: &Task, ctx: &Context) -> Result<Result<Resolved, String>,
     Ok(Ok(Resolved { config, pvc }))
 }
 
+/// Why a Task must not run, whoever wrote it: a Task is a request like an annotation, and gets
+/// the same checks. Its Config must select its PVC; a backup is stored under the PVC's own host; a
+/// restore reads another namespace's host only where the Config allows cross-namespace restores.
+async fn not_allowed(task: &Task, resolved: &Resolved, ctx: &Context) -> Result<Option<String>, Error> {
+    let namespace = task.namespace().unwrap_or_default();
+    let config = &resolved.config;
+    let config_name = format!("{}/{}", config.namespace().unwrap_or_default(), config.name_any());
+    if !config.spec.selects(&namespace, resolved.pvc.labels()) {
+        return Ok(Some(format!("Config {config_name} does not select PVC {namespace}/{}", task.spec.pvc_name)));
+    }
+    let own_host = crate::api::snapshot_host(&namespace, &task.spec.pvc_name);
+    match task.spec.type_ {
+        TaskType::Backup if task.spec.host != own_host => {
+            Ok(Some(format!("a backup of {namespace}/{} is stored under its own host {own_host}", task.spec.pvc_name)))
+        }
+        TaskType::Restore
+            if !config.spec.allow_cross_namespace_restore
+                && super::restore::crosses_namespace(ctx, &namespace, &task.spec.host).await? =>
+        {
+            Ok(Some(format!(
+                "host {} belongs to another namespace; cross-namespace restores are off (allowCrossNamespaceRestore in Config {config_name})",
+                task.spec.host
+            )))
+        }
+        _ => Ok(None),
+    }
+}
+
 async fn start(task: &Task, ctx: &Context) -> Result<Action, Error> {
     let namespace = task.namespace().ok_or(Error::MissingField("namespace"))?;
     let key = (namespace.clone(), task.name_any());
@@ -77,6 +105,9 @@ async fn start(task: &Task, ctx: &Context) -> Result<Action, Error> {
         Ok(resolved) => resolved,
         Err(message) => return fail(task, ctx, "NotFound", &message).await,
     };
+    if let Some(message) = not_allowed(task, &resolved, ctx).await? {
+        return fail(task, ctx, "NotAllowed", &message).await;
+    }
     let mut status = task.status.clone().unwrap_or_default();
     let target = match task.spec.type_ {
         TaskType::Backup => {
