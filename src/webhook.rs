@@ -145,19 +145,44 @@ async fn handle(ctx: Arc<Context>, request: Request<Incoming>) -> Result<Respons
     if request.uri().path() != PATH {
         return reply(StatusCode::NOT_FOUND, b"{}".to_vec());
     }
-    let Ok(body) = request.into_body().collect().await.map(|b| b.to_bytes()) else {
-        return reply(StatusCode::BAD_REQUEST, b"{}".to_vec());
-    };
-    let review: AdmissionReview<Pod> = match serde_json::from_slice(&body) {
-        Ok(review) => review,
-        Err(error) => return reply(StatusCode::BAD_REQUEST, format!("{{\"error\":{:?}}}", error.to_string()).into_bytes()),
-    };
-    let converted: Result<AdmissionRequest<Pod>, _> = review.try_into();
-    let Ok(admission) = converted else {
-        return reply(StatusCode::BAD_REQUEST, b"{}".to_vec());
+    let admission = match read_review(request.into_body()).await {
+        Ok(admission) => admission,
+        Err((status, message)) => {
+            tracing::warn!(%status, %message, "malformed admission review");
+            return reply(status, serde_json::json!({ "error": message }).to_string().into_bytes());
+        }
     };
     let response = admit(&ctx, &admission).await;
     reply(StatusCode::OK, serde_json::to_vec(&response.into_review()).unwrap_or_default())
+}
+
+/// Largest review read: the API server's own limit on a request body (3 MiB) plus the review's
+/// envelope. A bigger body is refused unread.
+pub const MAX_REVIEW_BYTES: usize = 4 * 1024 * 1024;
+
+/// Reads one AdmissionReview of a pod: a body that is too big, not JSON, not a review or has no
+/// request is answered with an error status and a message, never a crash.
+pub async fn read_review<B>(body: B) -> Result<AdmissionRequest<Pod>, (StatusCode, String)>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let bytes = match http_body_util::Limited::new(body, MAX_REVIEW_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            let too_big = error.downcast_ref::<http_body_util::LengthLimitError>().is_some();
+            return Err(if too_big {
+                (StatusCode::PAYLOAD_TOO_LARGE, format!("admission review larger than {MAX_REVIEW_BYTES} bytes"))
+            } else {
+                (StatusCode::BAD_REQUEST, format!("cannot read the request body: {error}"))
+            });
+        }
+    };
+    let review: AdmissionReview<Pod> =
+        serde_json::from_slice(&bytes).map_err(|e| (StatusCode::BAD_REQUEST, format!("not an AdmissionReview: {e}")))?;
+    review.try_into().map_err(|e: kube::core::admission::ConvertAdmissionReviewError| {
+        (StatusCode::BAD_REQUEST, format!("AdmissionReview without a request: {e}"))
+    })
 }
 
 /// Gates the pod when it must wait. Errors while deciding gate it too (fail closed): the PVC
@@ -184,5 +209,36 @@ async fn admit(ctx: &Context, admission: &AdmissionRequest<Pod>) -> AdmissionRes
     match response.clone().with_patch(patch) {
         Ok(patched) => patched,
         Err(_) => response,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(bytes: Vec<u8>) -> Full<Bytes> {
+        Full::new(Bytes::from(bytes))
+    }
+
+    #[tokio::test]
+    async fn malformed_or_oversized_reviews_are_answered_not_crashed_on() {
+        let too_big = read_review(body(vec![b' '; MAX_REVIEW_BYTES + 1])).await.unwrap_err();
+        assert_eq!(too_big.0, StatusCode::PAYLOAD_TOO_LARGE);
+        for junk in [&b""[..], b"{", b"[]", b"{\"kind\":\"AdmissionReview\"}", b"\xff\xfe", b"{\"request\": 7}"] {
+            let (status, message) = read_review(body(junk.to_vec())).await.unwrap_err();
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{message}");
+        }
+        let review = serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "resource": {"group": "", "version": "v1", "resource": "pods"},
+                "operation": "CREATE", "namespace": "shop", "userInfo": {},
+                "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": []}}
+            }
+        });
+        let admission = read_review(body(review.to_string().into_bytes())).await.expect("a well-formed review");
+        assert_eq!(admission.namespace.as_deref(), Some("shop"));
     }
 }
