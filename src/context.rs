@@ -23,6 +23,8 @@ pub struct Settings {
     pub retry_interval: Duration,
     /// How long workloads a Task scaled down may stay down while its Job cannot be created.
     pub job_start_timeout: Duration,
+    /// Namespaces whose Configs may protect PVCs of other namespaces.
+    pub cluster_wide: crate::api::ClusterWide,
 }
 
 pub struct Context {
@@ -57,7 +59,7 @@ impl Context {
             .state()
             .iter()
             .filter_map(|guard| guard.0.as_ref().ok())
-            .filter(|config| config.spec.selects(namespace, labels))
+            .filter(|config| config.selects(namespace, labels, &self.settings.cluster_wide))
             .cloned()
             .collect();
         configs.sort_by_key(|c| (c.metadata.namespace.clone(), c.metadata.name.clone()));
@@ -70,6 +72,7 @@ impl Context {
         self.configs_ready().await;
         self.configs.state().iter().filter_map(|guard| guard.0.as_ref().ok()).any(|config| {
             config.spec.auto_restore
+                && config.reaches(namespace, &self.settings.cluster_wide)
                 && config
                     .spec
                     .selectors

@@ -54,6 +54,10 @@ enum Command {
         /// (then the Task fails and they come back).
         #[arg(long, default_value_t = 300, env = "DATARESTOR_JOB_START_TIMEOUT_SECONDS")]
         job_start_timeout_seconds: u64,
+        /// Namespaces whose Configs may protect PVCs in other namespaces (comma-separated); the
+        /// operator's own namespace always may. Configs elsewhere protect only their own namespace.
+        #[arg(long, value_delimiter = ',', default_value = "backup-system", env = "DATARESTOR_CLUSTER_WIDE_NAMESPACES")]
+        cluster_wide_namespaces: Vec<String>,
         /// activeDeadlineSeconds of restic Jobs.
         #[arg(long, default_value_t = 6 * 3600, env = "DATARESTOR_JOB_DEADLINE_SECONDS")]
         job_deadline_seconds: i64,
@@ -87,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
             restic_image,
             job_deadline_seconds,
             job_start_timeout_seconds,
+            cluster_wide_namespaces,
             webhook_listen,
             webhook_url,
             webhook_service,
@@ -102,6 +107,11 @@ async fn main() -> anyhow::Result<()> {
                 repository_check_interval: Duration::from_secs(repository_check_seconds),
                 retry_interval: Duration::from_secs(retry_seconds),
                 job_start_timeout: Duration::from_secs(job_start_timeout_seconds),
+                cluster_wide: {
+                    let mut namespaces = cluster_wide_namespaces;
+                    namespaces.extend(std::env::var("POD_NAMESPACE").ok());
+                    datarestor_operator::api::ClusterWide(namespaces)
+                },
             };
             let endpoint = match (webhook_url, webhook_service) {
                 (Some(url), _) => Some(Endpoint::Url(url)),

@@ -84,6 +84,7 @@ pub async fn run(
     // re-examines the PVCs it selects.
     let pvcs = Controller::new(Api::<PersistentVolumeClaim>::all(client.clone()), watcher::Config::default());
     let pvc_store = pvcs.store();
+    let cluster_wide = ctx.settings.cluster_wide.clone();
     let pvcs = pvcs
         .watches(Api::<DeserializeGuard<Config>>::all(client.clone()), watcher::Config::default(), move |guard| {
             let selected: Vec<ObjectRef<PersistentVolumeClaim>> = match &guard.0 {
@@ -93,7 +94,7 @@ pub async fn run(
                     .state()
                     .iter()
                     .filter(|pvc| {
-                        config.spec.selects(pvc.metadata.namespace.as_deref().unwrap_or_default(), pvc.labels())
+                        config.selects(pvc.metadata.namespace.as_deref().unwrap_or_default(), pvc.labels(), &cluster_wide)
                             || controller::restore::state(pvc) == Some(controller::restore::State::Pending)
                     })
                     .map(|pvc| ObjectRef::from_obj(pvc.as_ref()))

@@ -60,6 +60,29 @@ fn duplicate_priorities_and_targets_are_rejected_by_the_schema() {
 }
 
 #[test]
+fn an_empty_selector_is_rejected_by_the_schema() {
+    for empty in [serde_json::json!({}), serde_json::json!({"matchLabels": {}, "matchNamespaces": []})] {
+        let mut config = seed_config();
+        config.spec.selectors.push(serde_json::from_value(empty).unwrap());
+        let error = kube::core::cel::validate_cel(&config).expect_err("an empty selector").to_string();
+        assert!(error.contains("an empty one would select every PVC in the cluster"), "{error}");
+    }
+}
+
+#[test]
+fn a_config_reaches_other_namespaces_only_from_a_cluster_wide_namespace() {
+    use datarestor_operator::api::ClusterWide;
+    let labels = [("app".to_owned(), "my-app".to_owned())].into();
+    let wide = ClusterWide(vec!["backup-system".into()]);
+    let mut config = seed_config();
+    assert!(config.selects("production", &labels, &wide), "the seed layout: backup-system reaches every namespace");
+    config.metadata.namespace = Some("team-a".into());
+    assert!(!config.selects("production", &labels, &wide), "a team's Config stays in its namespace");
+    assert!(config.selects("team-a", &labels, &wide));
+    assert_eq!(config.unreachable_namespaces(&wide), ["default", "production"]);
+}
+
+#[test]
 fn schema_requires_at_least_one_repository_and_bounds_the_list() {
     let crd = serde_json::to_value(Config::crd()).unwrap();
     let repositories =

@@ -55,8 +55,11 @@ pub struct ConfigSpec {
     pub env: Vec<EnvVar>,
 
     /// Which PVCs are protected. A PVC is selected when any selector matches it (OR); within one
-    /// selector, labels and namespaces must all match (AND). No selectors: no PVCs.
+    /// selector, labels and namespaces must all match (AND). No selectors: no PVCs. A Config
+    /// outside the operator's cluster-wide namespaces only ever selects PVCs of its own namespace.
     #[serde(default)]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = kube::core::Rule::new("self.all(s, (has(s.matchLabels) && size(s.matchLabels) > 0) || (has(s.matchNamespaces) && size(s.matchNamespaces) > 0))").message("a selector needs matchLabels or matchNamespaces: an empty one would select every PVC in the cluster"))]
     pub selectors: Vec<Selector>,
 
     /// Scale the Deployments and StatefulSets that mount a PVC to zero while it is backed up or
@@ -205,6 +208,7 @@ pub struct Selector {
 
     /// Namespaces the PVC may live in (any of them). Empty or absent: every namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
     pub match_namespaces: Vec<String>,
 }
 
@@ -218,9 +222,51 @@ impl Selector {
 }
 
 impl ConfigSpec {
-    /// Whether any selector picks this PVC.
+    /// Whether any selector picks this PVC (before the reach of the Config's namespace applies:
+    /// see `Config::selects`).
     pub fn selects(&self, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
         self.selectors.iter().any(|s| s.matches(namespace, labels))
+    }
+}
+
+/// Which namespaces' Configs may protect PVCs of other namespaces (the administrators' ones, such
+/// as `backup-system`); a Config anywhere else protects only its own namespace, the way a team's
+/// resources stay within its namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterWide(pub Vec<String>);
+
+impl ClusterWide {
+    pub fn contains(&self, namespace: &str) -> bool {
+        self.0.iter().any(|n| n == namespace)
+    }
+}
+
+impl Config {
+    /// Whether this Config protects a PVC in `namespace` with `labels`: a selector picks it, and
+    /// the Config may reach that namespace.
+    pub fn selects(&self, namespace: &str, labels: &BTreeMap<String, String>, cluster_wide: &ClusterWide) -> bool {
+        self.reaches(namespace, cluster_wide) && self.spec.selects(namespace, labels)
+    }
+
+    /// Whether this Config may protect PVCs in `namespace` at all.
+    pub fn reaches(&self, namespace: &str, cluster_wide: &ClusterWide) -> bool {
+        let own = self.metadata.namespace.as_deref().unwrap_or_default();
+        own == namespace || cluster_wide.contains(own)
+    }
+
+    /// Namespaces its selectors name that it may not reach (said in its status).
+    pub fn unreachable_namespaces(&self, cluster_wide: &ClusterWide) -> Vec<String> {
+        let mut named: Vec<String> = self
+            .spec
+            .selectors
+            .iter()
+            .flat_map(|s| s.match_namespaces.iter())
+            .filter(|n| !self.reaches(n, cluster_wide))
+            .cloned()
+            .collect();
+        named.sort();
+        named.dedup();
+        named
     }
 }
 

@@ -78,7 +78,7 @@ pub async fn selected_pvcs(ctx: &Context, config: &Config) -> Result<Vec<Persist
     Ok(pvcs
         .items
         .into_iter()
-        .filter(|pvc| config.spec.selects(pvc.namespace().as_deref().unwrap_or_default(), pvc.labels()))
+        .filter(|pvc| config.selects(pvc.namespace().as_deref().unwrap_or_default(), pvc.labels(), &ctx.settings.cluster_wide))
         .collect())
 }
 
@@ -119,6 +119,29 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Config>>, ctx: Arc<Context>) 
         }
     };
     set_condition(&mut status.conditions, "Valid", ConditionStatus::True, "Valid", "spec is valid", generation, now);
+    let out_of_reach = config.unreachable_namespaces(&ctx.settings.cluster_wide);
+    if out_of_reach.is_empty() {
+        status.conditions.retain(|c| c.type_ != "SelectorsInReach");
+    } else {
+        let own = config.namespace().unwrap_or_default();
+        let message = format!(
+            "selectors name namespaces {}, but a Config in namespace {own} protects only PVCs of {own} (Configs that may reach other namespaces live in: {})",
+            out_of_reach.join(", "),
+            ctx.settings.cluster_wide.0.join(", ")
+        );
+        if previous.observed_generation != generation {
+            ctx.event(&object_ref, EventType::Warning, "SelectorsOutOfReach", "Validate", &message).await;
+        }
+        set_condition(
+            &mut status.conditions,
+            "SelectorsInReach",
+            ConditionStatus::False,
+            "OutsideOwnNamespace",
+            message,
+            generation,
+            now,
+        );
+    }
 
     let pvcs = selected_pvcs(&ctx, config).await?;
     status.matched_pvcs = Some(pvcs.len() as i32);

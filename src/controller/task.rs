@@ -77,7 +77,7 @@ async fn not_allowed(task: &Task, resolved: &Resolved, ctx: &Context) -> Result<
     let namespace = task.namespace().unwrap_or_default();
     let config = &resolved.config;
     let config_name = format!("{}/{}", config.namespace().unwrap_or_default(), config.name_any());
-    if !config.spec.selects(&namespace, resolved.pvc.labels()) {
+    if !config.selects(&namespace, resolved.pvc.labels(), &ctx.settings.cluster_wide) {
         return Ok(Some(format!("Config {config_name} does not select PVC {namespace}/{}", task.spec.pvc_name)));
     }
     let own_host = crate::api::snapshot_host(&namespace, &task.spec.pvc_name);
