@@ -111,8 +111,15 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
 
     let (command, args) = match spec.type_ {
         TaskType::Backup => {
-            let args =
-                restic::job_args(inputs.repository, &restic::Command::Backup { host: &spec.host, name: spec.name.as_deref() });
+            let args = restic::job_args(
+                inputs.repository,
+                &restic::Command::Backup {
+                    host: &spec.host,
+                    name: spec.name.as_deref(),
+                    namespace: &namespace,
+                    pvc: &spec.pvc_name,
+                },
+            );
             (vec!["restic".to_owned()], args)
         }
         TaskType::Restore => {

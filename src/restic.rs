@@ -26,8 +26,8 @@ pub enum Command<'a> {
     CatConfig,
     /// List snapshots, optionally of one host and carrying all of `tags`.
     Snapshots { host: Option<&'a str>, tags: Vec<String> },
-    /// Back up the volume mounted at `/data`.
-    Backup { host: &'a str, name: Option<&'a str> },
+    /// Back up the volume mounted at `/data`, of PVC `pvc` in `namespace`.
+    Backup { host: &'a str, name: Option<&'a str>, namespace: &'a str, pvc: &'a str },
     /// Restore a resolved snapshot; its `/data` lands at `<target>/data`.
     Restore { snapshot_id: &'a str, target: &'a str },
     /// Apply a retention policy to this operator's snapshots (path `/data`) and prune.
@@ -54,7 +54,7 @@ pub fn args(repository: &str, command: &Command<'_>) -> Vec<String> {
                 push(&["--tag", tag]);
             }
         }
-        Command::Backup { host, name } => {
+        Command::Backup { host, name, namespace, pvc } => {
             // A failed Clean restore may leave its staging directory behind; it is not data, and
             // neither is the filesystem's own lost+found.
             let metadata = format!("{DATA_PATH}/{FILESYSTEM_METADATA}");
@@ -62,6 +62,9 @@ pub fn args(repository: &str, command: &Command<'_>) -> Vec<String> {
             if let Some(name) = name {
                 push(&["--tag", &name_tag(name)]);
             }
+            // The host `{namespace}-{pvc}` cannot be split back when both contain `-`: the tags say
+            // whose data it is.
+            push(&["--tag", &format!("{NAMESPACE_TAG}={namespace}"), "--tag", &format!("{PVC_TAG}={pvc}")]);
         }
         Command::Restore { snapshot_id, target } => push(&["restore", snapshot_id, "--target", target]),
         Command::Forget { hosts, policy } => {
@@ -133,6 +136,10 @@ pub fn check_forget_args(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Tags recording the namespace and PVC a snapshot was taken of.
+pub const NAMESPACE_TAG: &str = "namespace";
+pub const PVC_TAG: &str = "pvc";
+
 /// The tag that carries a backup's name, as the original operator wrote it.
 pub fn name_tag(name: &str) -> String {
     format!("name={name}")
@@ -187,7 +194,12 @@ pub struct Snapshot {
 impl Snapshot {
     /// The backup name recorded in the `name=` tag.
     pub fn name(&self) -> Option<&str> {
-        self.tags.iter().find_map(|t| t.strip_prefix("name="))
+        self.tag("name")
+    }
+
+    /// The value of tag `key=value`.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.iter().find_map(|t| t.strip_prefix(key)?.strip_prefix('='))
     }
 
     /// When it was taken; restic prints RFC 3339 with a local offset.
@@ -331,7 +343,7 @@ mod tests {
             ),
             (Command::Snapshots { host: None, tags: vec![] }, with_tail(&["snapshots", "--json"])),
             (
-                Command::Backup { host: "prod-db", name: Some("pre-upgrade") },
+                Command::Backup { host: "prod-db", name: Some("pre-upgrade"), namespace: "prod", pvc: "db" },
                 with_tail(&[
                     "backup",
                     "/data",
@@ -344,10 +356,14 @@ mod tests {
                     "/data/lost+found",
                     "--tag",
                     "name=pre-upgrade",
+                    "--tag",
+                    "namespace=prod",
+                    "--tag",
+                    "pvc=db",
                 ]),
             ),
             (
-                Command::Backup { host: "prod-db", name: None },
+                Command::Backup { host: "prod-db", name: None, namespace: "prod", pvc: "db" },
                 with_tail(&[
                     "backup",
                     "/data",
@@ -358,6 +374,10 @@ mod tests {
                     "/data/.datarestor-restore",
                     "--exclude",
                     "/data/lost+found",
+                    "--tag",
+                    "namespace=prod",
+                    "--tag",
+                    "pvc=db",
                 ]),
             ),
             (Command::Restore { snapshot_id: "4dc1094c", target: "/" }, with_tail(&["restore", "4dc1094c", "--target", "/"])),

@@ -2,7 +2,8 @@
 # namespaces only when the Config allows it (otherwise a Warning and nothing changes). A host that
 # merely starts with the PVC's namespace is not its own: `shop-prod-db` asked for in `shop` is PVC
 # `db` of namespace `shop-prod`, and is refused as a cross-namespace clone. A Task written by hand
-# is checked the same way.
+# is checked the same way, and a snapshot whose namespace tag names another namespace is refused
+# even when that namespace no longer exists.
 
 source "$E2E_DIR/datarestor.sh"
 install_datarestor
@@ -39,6 +40,13 @@ answer="$(restore_request shop copy 'shop-prod-db|latest')"
 assert_contains "$answer" "Rejected:" "a host of namespace shop-prod is not shop's own"
 assert_contains "$answer" "cross-namespace restores are off" "denial says why"
 assert_eq "$before" "$(find "$(pvc_host_path copy shop)" -type f | sort | xargs sha256sum)" "denied clone changed nothing"
+# With shop-prod gone its snapshots remain, and the host no longer tells: the snapshot's own
+# namespace tag does.
+k delete namespace shop-prod --wait=true --timeout=90s >/dev/null
+answer="$(restore_request shop copy 'shop-prod-db|latest')"
+assert_contains "$answer" "Failed:" "a snapshot of another namespace is refused"
+assert_contains "$answer" "taken of a PVC in namespace shop-prod" "the refusal names the namespace"
+assert_eq "$before" "$(find "$(pvc_host_path copy shop)" -type f | sort | xargs sha256sum)" "refused restore changed nothing"
 
 # A Task written by hand gets the same answer as the annotation: it is a request too.
 kapply >/dev/null <<'YAML'

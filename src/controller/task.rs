@@ -414,6 +414,19 @@ async fn resolve_snapshot(task: &Task, ctx: &Context, config: &Config) -> Result
         listings = crate::restore::as_of(listings, at.0);
     }
     Ok(match crate::restore::find(listings, &task.spec.host, &wanted) {
+        Found::Snapshot { snapshot, .. }
+            if !config.spec.allow_cross_namespace_restore
+                && snapshot.tag(restic::NAMESPACE_TAG).is_some_and(|ns| Some(ns) != task.metadata.namespace.as_deref()) =>
+        {
+            Err(Unresolved::Fail(
+                "NotAllowed",
+                format!(
+                    "snapshot {} was taken of a PVC in namespace {}; cross-namespace restores are off; nothing was changed",
+                    snapshot.short_id,
+                    snapshot.tag(restic::NAMESPACE_TAG).unwrap_or_default()
+                ),
+            ))
+        }
         Found::Snapshot { repository, snapshot } => Ok((repository, snapshot.id)),
         Found::Nowhere { searched } => Err(Unresolved::Fail(
             "SnapshotNotFound",
