@@ -74,7 +74,7 @@ pub enum ParseError {
 pub enum ResolveError {
     #[error("no repository has priority {priority} (configured priorities: {known})")]
     UnknownPriority { priority: i32, known: String },
-    #[error("no repository has target {target:?} (configured targets: {known})")]
+    #[error("no repository has target {target:?} (configured priorities: {known}; give the priority)")]
     UnknownTarget { target: String, known: String },
 }
 
@@ -190,12 +190,16 @@ impl Request {
                 })
             }
             Some(RepositoryRef::Target(target)) => {
-                repositories.iter().find(|r| same_target(&r.target, target)).map(Some).ok_or_else(|| {
-                    ResolveError::UnknownTarget {
-                        target: target.clone(),
-                        known: join(repositories.iter().map(|r| r.target.clone())),
-                    }
-                })
+                // The configured targets are not listed: whoever may annotate a PVC need not learn
+                // them (and a target may carry credentials).
+                repositories
+                    .iter()
+                    .find(|r| same_target(&r.target, target) || same_target(&r.shown(), target))
+                    .map(Some)
+                    .ok_or_else(|| ResolveError::UnknownTarget {
+                        target: crate::restic::redact_target(target),
+                        known: join(repositories.iter().map(|r| r.priority.to_string())),
+                    })
             }
         }
     }

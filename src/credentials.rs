@@ -18,6 +18,9 @@ use std::fmt;
 pub const CONFIG_NAME_LABEL: &str = "backup.datarestor-operator.com/config";
 pub const CONFIG_NAMESPACE_LABEL: &str = "backup.datarestor-operator.com/config-namespace";
 
+/// restic's variable for the repository.
+pub const REPOSITORY_VARIABLE: &str = "RESTIC_REPOSITORY";
+
 /// A value looked up from a Secret or ConfigMap key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Lookup {
@@ -103,6 +106,8 @@ pub fn resolve(spec: &ConfigSpec, repository: &Repository, source: &dyn ValueSou
             resolved.insert(var.name.clone(), value);
         }
     }
+    // Jobs read the repository from here, not from their arguments: a target may carry credentials.
+    resolved.insert(REPOSITORY_VARIABLE.to_owned(), repository.target.clone());
     Ok(ResolvedEnv(resolved))
 }
 
@@ -216,6 +221,7 @@ mod tests {
             ("AWS_SECRET_ACCESS_KEY", "s3cr3t-value"),
             ("RESTIC_COMPRESSION", "max"),
             ("RESTIC_PASSWORD", "shared-password"),
+            ("RESTIC_REPOSITORY", "s3:http://minio:9000/b"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

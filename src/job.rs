@@ -111,15 +111,12 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
 
     let (command, args) = match spec.type_ {
         TaskType::Backup => {
-            let args = restic::job_args(
-                inputs.repository,
-                &restic::Command::Backup {
-                    host: &spec.host,
-                    name: spec.name.as_deref(),
-                    namespace: &namespace,
-                    pvc: &spec.pvc_name,
-                },
-            );
+            let args = restic::job_args(&restic::Command::Backup {
+                host: &spec.host,
+                name: spec.name.as_deref(),
+                namespace: &namespace,
+                pvc: &spec.pvc_name,
+            });
             (vec!["restic".to_owned()], args)
         }
         TaskType::Restore => {
@@ -128,7 +125,7 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
             // has finished, so an interrupted download never looks like a restored volume.
             let target = if mode == RestoreMode::Merge { "/" } else { RESTORE_STAGING_DIR };
             let snapshot_id = inputs.snapshot_id.unwrap_or("latest");
-            let restic_args = restic::job_args(inputs.repository, &restic::Command::Restore { snapshot_id, target });
+            let restic_args = restic::job_args(&restic::Command::Restore { snapshot_id, target });
             let mut args = vec!["datarestor-restore".to_owned(), format!("{mode:?}")];
             args.extend(restic_args);
             (vec!["/bin/sh".to_owned(), "-c".to_owned(), RESTORE_SCRIPT.to_owned()], args)
@@ -230,10 +227,10 @@ pub struct RetentionInputs<'a> {
 }
 
 /// Clears stale locks (a killed restic leaves one, and forget would fail on it; `unlock` never
-/// removes a live lock), then runs restic. `$1` is the repository, the rest restic's arguments.
+/// removes a live lock), then runs restic with the arguments given. The repository comes from
+/// `RESTIC_REPOSITORY`, like every Job's.
 const RETENTION_SCRIPT: &str = r#"set -u
-repo="$1"; shift
-restic unlock --repo "$repo" --cache-dir /cache >&2 || true
+restic unlock --cache-dir /cache >&2 || true
 exec restic "$@"
 "#;
 
@@ -241,8 +238,8 @@ exec restic "$@"
 /// as an unprivileged user with nothing added (admissible under Pod Security `restricted`), and
 /// prints `forget --json`'s answer for the operator to read.
 pub fn build_retention(inputs: &RetentionInputs<'_>) -> Job {
-    let mut args = vec!["datarestor-retention".to_owned(), inputs.repository.to_owned()];
-    args.extend(restic::job_args(inputs.repository, &restic::Command::Forget { hosts: inputs.hosts, policy: inputs.policy }));
+    let mut args = vec!["datarestor-retention".to_owned()];
+    args.extend(restic::job_args(&restic::Command::Forget { hosts: inputs.hosts, policy: inputs.policy }));
     let labels = BTreeMap::from([
         (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
         (CONFIG_LABEL.to_owned(), crate::naming::label_value(inputs.config_name)),

@@ -38,6 +38,19 @@ pub enum Command<'a> {
     Check,
 }
 
+/// `target` as it may be shown: the user-info of a URL (`s3:https://KEY:SECRET@host/bucket`,
+/// `rest:https://user:password@host/`) replaced by `***`. Shown targets are what Tasks, Jobs,
+/// status, Events, answers and logs carry; only restic itself sees the real one.
+pub fn redact_target(target: &str) -> String {
+    let Some(scheme_end) = target.find("://") else { return target.to_owned() };
+    let authority_start = scheme_end + 3;
+    let authority_end = target[authority_start..].find('/').map_or(target.len(), |i| authority_start + i);
+    match target[authority_start..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &target[..authority_start], &target[authority_start + at..]),
+        None => target.to_owned(),
+    }
+}
+
 /// The argument vector (without the `restic` program itself).
 pub fn args(repository: &str, command: &Command<'_>) -> Vec<String> {
     let mut args: Vec<String> = Vec::new();
@@ -82,9 +95,11 @@ pub fn args(repository: &str, command: &Command<'_>) -> Vec<String> {
     args
 }
 
-/// `args` plus the cache location a Job uses.
-pub fn job_args(repository: &str, command: &Command<'_>) -> Vec<String> {
-    let mut args = args(repository, command);
+/// What a Job runs: `args` without `--repo` (a Job reads the repository from `RESTIC_REPOSITORY`
+/// in its credentials Secret, since a target may carry credentials), plus the cache location.
+pub fn job_args(command: &Command<'_>) -> Vec<String> {
+    let mut args = args("", command);
+    args.truncate(args.len() - 2);
     args.extend(["--cache-dir".to_owned(), CACHE_DIR.to_owned()]);
     args
 }
@@ -223,8 +238,29 @@ pub fn last_lines(output: &str, n: usize) -> String {
     if joined.is_empty() {
         "restic printed nothing".into()
     } else {
-        joined
+        redact_urls(&joined)
     }
+}
+
+/// `text` with the user-info of every URL in it replaced by `***` (restic may print the URL it
+/// failed to reach, credentials and all).
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let authority_end = tail.find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'').unwrap_or(tail.len());
+        match tail[..authority_end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Why a restic call failed, from its exit code (restic 0.16+) or its message (older releases
@@ -405,7 +441,37 @@ mod tests {
         for (command, expected) in cases {
             assert_eq!(args(REPO, &command), expected, "{command:?}");
         }
-        assert_eq!(job_args(REPO, &Command::Unlock), strings(&["unlock", "--repo", REPO, "--cache-dir", "/cache"]));
+        assert_eq!(job_args(&Command::Unlock), strings(&["unlock", "--cache-dir", "/cache"]));
+    }
+
+    #[test]
+    fn targets_are_shown_without_credentials() {
+        assert_eq!(
+            redact_target("s3:https://AKIA:s3cr3t@minio.example:9000/bucket/x"),
+            "s3:https://***@minio.example:9000/bucket/x"
+        );
+        assert_eq!(redact_target("rest:https://user:pa@ss@host:8000/repo"), "rest:https://***@host:8000/repo");
+        assert_eq!(redact_target("s3:http://minio:9000/bucket"), "s3:http://minio:9000/bucket");
+        assert_eq!(
+            redact_target("s3:http://minio:9000/bucket/a@b"),
+            "s3:http://minio:9000/bucket/a@b",
+            "an @ in the path is not user-info"
+        );
+        assert_eq!(redact_target("/srv/restic"), "/srv/restic");
+        assert_eq!(redact_target("sftp:backup@host:/srv/restic"), "sftp:backup@host:/srv/restic", "a login name is not a secret");
+    }
+
+    #[test]
+    fn urls_in_restic_messages_lose_their_credentials() {
+        let message =
+            "Fatal: unable to open config file: Stat: Get \"https://AKIA:s3cr3t@minio:9000/b/config\": dial tcp: refused";
+        assert_eq!(
+            redact_urls(message),
+            "Fatal: unable to open config file: Stat: Get \"https://***@minio:9000/b/config\": dial tcp: refused"
+        );
+        assert_eq!(redact_urls("no url here"), "no url here");
+        assert_eq!(redact_urls("a http://x/@y and rest:https://u:p@h/ end"), "a http://x/@y and rest:https://***@h/ end");
+        assert!(!last_lines("first\nrest:https://u:topsecret@h/ failed", 2).contains("topsecret"));
     }
 
     #[test]

@@ -51,8 +51,12 @@ impl Sandbox {
         command.arg("--");
         command.args(container.command.as_ref().unwrap());
         command.args(container.args.as_ref().unwrap());
-        // The credentials Secret's content, as envFrom would inject it.
-        command.env_clear().env("PATH", std::env::var("PATH").unwrap()).env("RESTIC_PASSWORD", PASSWORD);
+        // The credentials Secret's content, as the Job's secretKeyRef variables carry it.
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("RESTIC_PASSWORD", PASSWORD)
+            .env("RESTIC_REPOSITORY", &self.repository);
         command.output().unwrap()
     }
 }

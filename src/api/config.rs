@@ -155,6 +155,11 @@ pub struct Repository {
 }
 
 impl Repository {
+    /// The target as it may be shown anywhere but to restic itself (credentials in a URL hidden).
+    pub fn shown(&self) -> String {
+        crate::restic::redact_target(&self.target)
+    }
+
     /// The retention schedule, honouring both spellings (`forgetSchedule` wins).
     pub fn retention_schedule(&self) -> &str {
         self.forget_schedule.as_deref().unwrap_or(&self.forgot_schedule)
@@ -162,6 +167,11 @@ impl Repository {
 }
 
 impl ConfigSpec {
+    /// The repository a Task or a status names by its shown (or real) target.
+    pub fn repository(&self, target: &str) -> Option<&Repository> {
+        self.repositories.iter().find(|r| r.target == target || r.shown() == target)
+    }
+
     /// Repositories ordered by priority, the order restores try them in.
     pub fn repositories_by_priority(&self) -> Vec<&Repository> {
         let mut repos: Vec<&Repository> = self.repositories.iter().collect();

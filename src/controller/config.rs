@@ -40,10 +40,10 @@ fn plan(config: &Config) -> Result<Vec<Planned<'_>>, Vec<String>> {
         let backup = repository.backup_schedule.parse::<Schedule>();
         let retention = repository.retention_schedule().parse::<Schedule>();
         if let Err(e) = &backup {
-            problems.push(format!("repository {} (priority {}): backupSchedule: {e}", repository.target, repository.priority));
+            problems.push(format!("repository {} (priority {}): backupSchedule: {e}", repository.shown(), repository.priority));
         }
         if let Err(e) = &retention {
-            problems.push(format!("repository {} (priority {}): forgotSchedule: {e}", repository.target, repository.priority));
+            problems.push(format!("repository {} (priority {}): forgotSchedule: {e}", repository.shown(), repository.priority));
         }
         if let (Ok(backup), Ok(retention)) = (backup, retention) {
             planned.push(Planned { repository, backup, retention });
@@ -52,16 +52,16 @@ fn plan(config: &Config) -> Result<Vec<Planned<'_>>, Vec<String>> {
     problems.extend(credentials::refused_env(&config.spec.all_env()));
     for repository in &config.spec.repositories {
         if let Err(e) = crate::restic::check_forget_args(&repository.forget_args) {
-            problems.push(format!("repository {} (priority {}): {e}", repository.target, repository.priority));
+            problems.push(format!("repository {} (priority {}): {e}", repository.shown(), repository.priority));
         }
     }
     for (i, a) in config.spec.repositories.iter().enumerate() {
         for b in &config.spec.repositories[i + 1..] {
             if a.priority == b.priority {
-                problems.push(format!("repositories {} and {} share priority {}", a.target, b.target, a.priority));
+                problems.push(format!("repositories {} and {} share priority {}", a.shown(), b.shown(), a.priority));
             }
             if a.target == b.target {
-                problems.push(format!("repository {} is listed twice", a.target));
+                problems.push(format!("repository {} is listed twice", a.shown()));
             }
         }
     }
@@ -159,7 +159,7 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Config>>, ctx: Arc<Context>) 
     // Repositories are independent: each is checked and then served on its own, so one that
     // hangs or fails delays none of the others' slots.
     let served = planned.iter().map(|p| {
-        let before = previous.repositories.iter().find(|r| r.target == p.repository.target).cloned();
+        let before = previous.repositories.iter().find(|r| r.target == p.repository.shown()).cloned();
         let work = Work { ctx: &ctx, config, env_sources: &env_sources, backupable: &backupable, hosts: &hosts, now };
         async move { work.serve(p, before, generation_changed).await }
     });
@@ -231,7 +231,7 @@ impl Work<'_> {
                         Ok(summary) => (EventType::Normal, "RetentionCompleted", summary),
                         Err(message) => (EventType::Warning, "RetentionFailed", format!("failed: {message}")),
                     };
-                    let note = format!("{}: {summary} (Job {job})", repository.target);
+                    let note = format!("{}: {summary} (Job {job})", repository.shown());
                     ctx.event(&object_ref, type_, reason, "Forget", note).await;
                     repo_status.last_retention = Some(summary);
                     repo_status.retention_job = None;
@@ -270,7 +270,7 @@ impl Work<'_> {
                             EventType::Warning,
                             "RetentionFailed",
                             "Forget",
-                            format!("{}: {message}", repository.target),
+                            format!("{}: {message}", repository.shown()),
                         )
                         .await;
                         wake(now + ctx.settings.retry_interval);
@@ -319,7 +319,7 @@ impl Work<'_> {
             namespace: &namespace,
             owner,
             config_name: &config.name_any(),
-            repository: &repository.target,
+            repository: &repository.shown(),
             hosts: self.hosts,
             policy: &repository.forget_args,
             credentials_secret: &secret_name,
@@ -378,13 +378,13 @@ impl Work<'_> {
             match submit::create(ctx, &task).await {
                 Ok(new) => created += usize::from(new),
                 Err(e) if submit::is_refused(&e) => {
-                    let message = format!("scheduled backup to {} not created: {e}", repository.target);
+                    let message = format!("scheduled backup to {} not created: {e}", repository.shown());
                     ctx.event(&pvc.object_ref(&()), EventType::Warning, "BackupNotScheduled", "Schedule", message).await;
                 }
                 Err(e) => passing = Some(format!("creating backup Task {name}: {e}")),
             }
         }
-        tracing::info!(config = %config.name_any(), repository = %repository.target, %slot, created, "backup slot");
+        tracing::info!(config = %config.name_any(), repository = %repository.shown(), %slot, created, "backup slot");
         passing.map_or(Ok(()), Err)
     }
 }
@@ -401,7 +401,7 @@ async fn check_repository(
     now: Timestamp,
 ) -> (RepositoryStatus, Option<ResolvedEnv>) {
     let mut status = before.unwrap_or_else(|| RepositoryStatus {
-        target: repository.target.clone(),
+        target: repository.shown(),
         priority: repository.priority,
         ..Default::default()
     });
@@ -432,9 +432,9 @@ async fn check_repository(
             status.reason = if created { "Initialized" } else { "Connected" }.into();
             status.message = if created { "repository created" } else { "repository reachable" }.into();
             if created {
-                ctx.event(&object_ref, EventType::Normal, "RepositoryInitialized", "Init", &repository.target).await;
+                ctx.event(&object_ref, EventType::Normal, "RepositoryInitialized", "Init", repository.shown()).await;
             } else if !was_ready {
-                ctx.event(&object_ref, EventType::Normal, "RepositoryReady", "Check", &repository.target).await;
+                ctx.event(&object_ref, EventType::Normal, "RepositoryReady", "Check", repository.shown()).await;
             }
         }
         Err(e) => {
@@ -447,7 +447,7 @@ async fn check_repository(
                     EventType::Warning,
                     "RepositoryUnavailable",
                     "Check",
-                    format!("{}: {}", repository.target, e.message),
+                    format!("{}: {}", repository.shown(), e.message),
                 )
                 .await;
             }
@@ -519,7 +519,7 @@ async fn answer_manual_backup(ctx: &Context, config: &Config, pvcs: &[&Persisten
                 format!(
                     "manual-backup={value:?}: {created} backup Tasks created for {} PVCs to {}",
                     pvcs.len(),
-                    repository.target
+                    repository.shown()
                 ),
             )
             .await;

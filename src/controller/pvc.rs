@@ -84,7 +84,7 @@ async fn serve_backup_request(
     let backup_name = request.name().map_or_else(|| name.clone(), str::to_owned);
     let task = submit::backup(config, pvc, &name, repository, TaskTrigger::Manual, Some(backup_name.clone()), None);
     submit::create(ctx, &task).await?;
-    Ok(Ok(format!("backup {backup_name:?} to {} requested as Task {name}", repository.target)))
+    Ok(Ok(format!("backup {backup_name:?} to {} requested as Task {name}", repository.shown())))
 }
 
 pub fn error_policy(_: Arc<PersistentVolumeClaim>, error: &Error, _: Arc<Context>) -> Action {

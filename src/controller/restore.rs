@@ -123,7 +123,7 @@ pub async fn listings(ctx: &Context, config: &Config, repositories: &[&Repositor
     let health = config.status.as_ref().map(|s| s.repositories.clone()).unwrap_or_default();
     let lookups = repositories.iter().map(|repository| {
         let sources = &sources;
-        let checked = health.iter().find(|r| r.target == repository.target).cloned();
+        let checked = health.iter().find(|r| r.target == repository.shown()).cloned();
         async move {
             let listing = match (checked, credentials::resolve(&config.spec, repository, sources)) {
                 (None, _) => Err("not checked yet".to_owned()),
@@ -137,7 +137,7 @@ pub async fn listings(ctx: &Context, config: &Config, repositories: &[&Repositor
                     Err(e) => Err(e.to_string()),
                 },
             };
-            (repository.target.clone(), listing)
+            (repository.shown(), listing)
         }
     });
     Ok(futures::future::join_all(lookups).await)
@@ -147,7 +147,7 @@ pub async fn listings(ctx: &Context, config: &Config, repositories: &[&Repositor
 /// the Config was just applied): nothing can be said about them, and nothing should be failed.
 pub fn unchecked(config: &Config, repositories: &[&Repository]) -> Vec<String> {
     let health = config.status.as_ref().map(|s| s.repositories.as_slice()).unwrap_or_default();
-    repositories.iter().filter(|r| !health.iter().any(|h| h.target == r.target)).map(|r| r.target.clone()).collect()
+    repositories.iter().map(|r| r.shown()).filter(|shown| !health.iter().any(|h| &h.target == shown)).collect()
 }
 
 async fn get_task(ctx: &Context, namespace: &str, name: &str) -> Result<Option<Task>, Error> {
@@ -389,7 +389,7 @@ pub async fn serve_manual_restore(
         )));
     }
     let repository = match request.resolve_repository(&config.spec.repositories) {
-        Ok(repository) => repository.map(|r| r.target.clone()),
+        Ok(repository) => repository.map(|r| r.shown()),
         Err(e) => return Ok(Err(e.to_string())),
     };
     let users = super::quiesce::pods_using(ctx, pvc).await?;

@@ -64,7 +64,7 @@ pub fn backup(
         trigger,
         pvc_name: pvc.name_any(),
         config_ref: config_ref(config),
-        repository: Some(repository.target.clone()),
+        repository: Some(repository.shown()),
         host: snapshot_host(&pvc.namespace().unwrap_or_default(), &pvc.name_any()),
         name: backup_name,
         restore_mode: None,

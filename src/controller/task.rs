@@ -158,7 +158,7 @@ async fn start(task: &Task, ctx: &Context) -> Result<Action, Error> {
             }
         }
     };
-    let Some(repository) = resolved.config.spec.repositories.iter().find(|r| r.target == target).cloned() else {
+    let Some(repository) = resolved.config.spec.repository(&target).cloned() else {
         return fail(task, ctx, "NoRepository", &format!("Config has no repository {target}")).await;
     };
 
@@ -262,7 +262,8 @@ async fn launch(
     mut status: TaskStatus,
 ) -> Result<Action, Error> {
     let namespace = task.namespace().ok_or(Error::MissingField("namespace"))?;
-    let target = repository.target.clone();
+    // What the Job, the Task and its messages show; restic gets the real target from the Secret.
+    let target = repository.shown();
     // Credentials Secret in the PVC's namespace, applied fresh each time (rotations propagate).
     let sources = match ctx
         .fetch_env_sources(&resolved.config.namespace().unwrap_or_default(), &resolved.config.spec.effective_env(repository))
@@ -356,7 +357,9 @@ enum Readiness {
 }
 
 fn repository_readiness(config: &Config, target: &str) -> Readiness {
-    let health = config.status.as_ref().and_then(|s| s.repositories.iter().find(|r| r.target == target));
+    let shown = crate::restic::redact_target(target);
+    let health = config.status.as_ref().and_then(|s| s.repositories.iter().find(|r| r.target == shown));
+    let target = shown.as_str();
     match health {
         None => Readiness::Wait(format!("waiting for repository {target}: the Config has not checked it yet")),
         Some(status) if status.ready => Readiness::Ready,
@@ -399,7 +402,7 @@ enum Unresolved {
 /// Finds the snapshot a restore Task names, in its repository or in priority order.
 async fn resolve_snapshot(task: &Task, ctx: &Context, config: &Config) -> Result<Result<(String, String), Unresolved>, Error> {
     let repositories: Vec<&crate::api::Repository> = match &task.spec.repository {
-        Some(target) => config.spec.repositories.iter().filter(|r| &r.target == target).collect(),
+        Some(target) => config.spec.repository(target).into_iter().collect(),
         None => config.spec.repositories_by_priority(),
     };
     let wanted = task.spec.name.clone().map_or(SnapshotRef::Latest, SnapshotRef::Named);
@@ -485,7 +488,7 @@ async fn follow(task: &Task, ctx: &Context) -> Result<Action, Error> {
                 Err(message) => return fail(task, ctx, "NotFound", &message).await,
             };
             let target = status.repository.clone().or(task.spec.repository.clone()).unwrap_or_default();
-            let Some(repository) = resolved.config.spec.repositories.iter().find(|r| r.target == target).cloned() else {
+            let Some(repository) = resolved.config.spec.repository(&target).cloned() else {
                 return fail(task, ctx, "NoRepository", &format!("Config has no repository {target}")).await;
             };
             return launch(task, ctx, &resolved, &repository, status).await;
@@ -586,7 +589,7 @@ async fn retry_after_unlock(task: &Task, ctx: &Context, job_name: &str) -> Resul
     };
     // The repository the Job used: a restore without a repository part resolved it at start.
     let target = task.status.as_ref().and_then(|s| s.repository.clone()).or(task.spec.repository.clone()).unwrap_or_default();
-    let Some(repository) = resolved.config.spec.repositories.iter().find(|r| r.target == target) else {
+    let Some(repository) = resolved.config.spec.repository(&target) else {
         let message = format!("restic Job {job_name} found repository {target:?} locked, and the Config no longer has it");
         return fail(task, ctx, "RepositoryLocked", &message).await;
     };
@@ -597,7 +600,7 @@ async fn retry_after_unlock(task: &Task, ctx: &Context, job_name: &str) -> Resul
         Ok(env) => env,
         Err(e) => return fail(task, ctx, "CredentialsMissing", &e.to_string()).await,
     };
-    if let Err(e) = ctx.settings.restic.run(&target, &env, &restic::Command::Unlock).await {
+    if let Err(e) = ctx.settings.restic.run(&repository.target, &env, &restic::Command::Unlock).await {
         return fail(task, ctx, "RepositoryLocked", &format!("repository is locked and unlock failed: {e}")).await;
     }
     ctx.event(
