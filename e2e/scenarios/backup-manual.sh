@@ -1,8 +1,8 @@
 # backup-manual: `kubectl annotate pvc ... manual-backup=pre-upgrade` produces a Completed Task, a
 # snapshot with host {ns}-{pvc} and tag name=pre-upgrade (checked with restic itself) holding the
-# volume's exact bytes, an answered annotation and Events, and no credential anywhere. A key
-# someone adds to the operator's credentials Secret in the PVC's namespace (a password command)
-# never reaches restic: the next Job rewrites the Secret whole and reads only its own keys.
+# volume's exact bytes, an answered annotation and Events, and no credential anywhere. The
+# credentials Secret in the PVC's namespace exists only while a Task runs, and a key someone puts
+# into it (a password command) never reaches restic: it is rewritten whole and read key by key.
 
 source "$E2E_DIR/datarestor.sh"
 install_datarestor
@@ -67,16 +67,25 @@ for name in first-of-two second-of-two; do
   wait_for 90 "$name completed" bash -c "kubectl get tasks -n shop -o 'jsonpath={range .items[*]}{.spec.name}={.status.phase}{\"\\n\"}{end}' | grep -qx '$name=Completed'"
 done
 
-log "a key added to the credentials Secret by someone else"
-secret="$(kubectl get secrets -n shop -l app.kubernetes.io/managed-by=datarestor-operator -o 'jsonpath={.items[0].metadata.name}')"
-[ -n "$secret" ] || fail "no credentials Secret in the PVC's namespace"
-k patch secret "$secret" -n shop --type merge -p '{"stringData":{"RESTIC_PASSWORD_COMMAND":"sh -c \"touch /data/pwned; echo x\""}}' >/dev/null
-backup_named shop data after-tampering
-assert_eq "" "$(jp secret "$secret" '.data.RESTIC_PASSWORD_COMMAND' -n shop)" "the added key is gone from the Secret"
-job="$(kubectl get tasks -n shop -o 'jsonpath={range .items[?(@.spec.name=="after-tampering")]}{.status.jobName}{end}')"
+log "credentials live in the namespace only while a Task runs"
+left="$(kubectl get secrets -n shop -l app.kubernetes.io/managed-by=datarestor-operator -o name)"
+assert_eq "" "$left" "no credentials Secret stays after the Tasks finished"
+# A Secret someone prepared under the name the next Task will use is rewritten whole: their key
+# never reaches restic.
+k annotate pvc data -n shop 'backup.datarestor-operator.com/manual-backup=after-tampering' >/dev/null
+task=""
+while [ -z "$task" ]; do
+  task="$(kubectl get tasks -n shop -o 'jsonpath={range .items[?(@.spec.name=="after-tampering")]}{.metadata.name}{end}')"
+  sleep 0.2
+done
+k create secret generic "$task-credentials" -n shop --from-literal=RESTIC_PASSWORD_COMMAND='sh -c "touch /data/pwned; echo x"' >/dev/null 2>&1 || true
+wait_for 90 "after-tampering completed" jp_is Completed task "$task" .status.phase -n shop
+job="$(jp task "$task" .status.jobName -n shop)"
 assert_eq "" "$(jp job "$job" '.spec.template.spec.containers[0].envFrom' -n shop)" "no envFrom"
 case " $(jp job "$job" '.spec.template.spec.containers[0].env[*].name' -n shop) " in
   *RESTIC_PASSWORD_COMMAND*) fail "the added key reached the Job" ;;
 esac
+[ ! -e "$(pvc_host_path data shop)/pwned" ] || fail "a command from the Secret ran"
+gone secret "$task-credentials" -n shop || fail "the Task's credentials Secret outlived it"
 
 assert_no_credentials

@@ -306,8 +306,12 @@ impl Work<'_> {
             return Ok(Ok(None));
         }
         let namespace = config.namespace().unwrap_or_default();
-        let (secret_name, credential_keys) = match jobs::apply_credentials(ctx, config, repository, &namespace, env).await {
-            Ok(applied) => applied,
+        // In the Config's own namespace, where its credentials are anyway; gone with the Config.
+        let secret_name = credentials::secret_name(config, repository);
+        let owner = config.controller_owner_ref(&());
+        let applied = jobs::apply_credentials(ctx, (config, repository), &namespace, &secret_name, owner, env).await;
+        let credential_keys = match applied {
+            Ok(keys) => keys,
             Err(e) if submit::is_refused(&e) => return Ok(Err(format!("credentials Secret: {e}"))),
             Err(e) => return Err(e.into()),
         };

@@ -8,22 +8,25 @@ use crate::context::Context;
 use crate::credentials::{self, ResolvedEnv};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 
-/// Writes the credentials Secret that restic Jobs of `repository` in `namespace` read, whole: the
-/// operator owns every key in it, so a key someone else added (`RESTIC_PASSWORD_COMMAND`, say) is
-/// removed rather than passed on. Applied fresh for every Job, so rotations propagate. Returns the
-/// Secret's name and its keys (the variables a Job reads from it, by name).
+/// Writes the credentials Secret `name` that a restic Job in `namespace` reads, whole: the operator
+/// owns every key in it, so a key someone else added (`RESTIC_PASSWORD_COMMAND`, say) is removed
+/// rather than passed on. Applied fresh for every Job, so rotations propagate; `owner` takes it
+/// away with its Task (or Config). Returns its keys (the variables a Job reads from it, by name).
 pub async fn apply_credentials(
     ctx: &Context,
-    config: &Config,
-    repository: &Repository,
+    (config, repository): (&Config, &Repository),
     namespace: &str,
+    name: &str,
+    owner: Option<OwnerReference>,
     env: &ResolvedEnv,
-) -> Result<(String, Vec<String>), kube::Error> {
-    let secret = credentials::secret(config, repository, namespace, env);
-    let name = secret.metadata.name.clone().unwrap_or_default();
+) -> Result<Vec<String>, kube::Error> {
+    let mut secret = credentials::secret(config, repository, namespace, env);
+    secret.metadata.name = Some(name.to_owned());
+    secret.metadata.owner_references = owner.map(|o| vec![o]);
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     match api.create(&PostParams::default(), &secret).await {
         Ok(_) => {}
@@ -33,11 +36,16 @@ pub async fn apply_credentials(
                 {"op": "add", "path": "/metadata/labels", "value": secret.metadata.labels.clone().unwrap_or_default()},
             ]))
             .map_err(kube::Error::SerdeError)?;
-            api.patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch)).await?;
+            api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch)).await?;
         }
         Err(e) => return Err(e),
     }
-    Ok((name, env.0.keys().cloned().collect()))
+    Ok(env.0.keys().cloned().collect())
+}
+
+/// The credentials Secret of a Task's Jobs: it exists only while the Task runs.
+pub fn task_credentials_name(task_name: &str) -> String {
+    format!("{task_name}-credentials")
 }
 
 /// The Job controller's `FailedCreate` message for this Job, if it could not create a pod.

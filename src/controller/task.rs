@@ -14,7 +14,7 @@ use crate::restic::{self, Failure};
 use crate::restore::Found;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::DeserializeGuard;
@@ -276,11 +276,19 @@ async fn launch(
         Ok(env) => env,
         Err(e) => return fail(task, ctx, "CredentialsMissing", &e.to_string()).await,
     };
-    let (secret_name, credential_keys) = match jobs::apply_credentials(ctx, &resolved.config, repository, &namespace, &env).await
-    {
-        Ok(applied) => applied,
+    // The Task's own credentials Secret, gone with the Task (and deleted when it finishes): the
+    // credentials are in the PVC's namespace only while a backup or restore runs there.
+    let secret_name = jobs::task_credentials_name(&task.name_any());
+    let owner = task.controller_owner_ref(&());
+    let applied = jobs::apply_credentials(ctx, (&resolved.config, repository), &namespace, &secret_name, owner, &env).await;
+    let credential_keys = match applied {
+        Ok(keys) => keys,
         Err(e) => return not_launched(task, ctx, &status, "the credentials Secret", e).await,
     };
+    // Earlier releases kept one long-lived credentials Secret per namespace and repository.
+    let legacy = credentials::secret_name(&resolved.config, repository);
+    jobs::delete_if_present(&Api::<Secret>::namespaced(ctx.client.clone(), &namespace), &legacy, &DeleteParams::default())
+        .await?;
 
     let node = node_using(ctx, &namespace, &resolved.pvc).await?;
     let now = Timestamp::now();
@@ -711,6 +719,8 @@ async fn finish(
         }
     }
     remove_job_pods(ctx, &namespace, task).await?;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    jobs::delete_if_present(&secrets, &jobs::task_credentials_name(&task.name_any()), &DeleteParams::default()).await?;
     prune_history(task, ctx, &namespace).await?;
     Ok(Action::await_change())
 }
