@@ -332,7 +332,27 @@ mod tests {
             ("name=x".into(), "only letters, digits"),
             ("99999999999|ns-pvc|x".into(), "repository priority \"99999999999\" is out of range"),
             (format!("1|{}|x", "a-".repeat(200)), "longer than a namespace and a PVC name"),
+            // Hostile values: shell, paths, control and invisible characters, injection attempts.
+            ("$(id)".into(), "name \"$(id)\" is invalid: must start with a letter or digit"),
+            ("`id`".into(), "must start with a letter or digit"),
+            ("x;rm".into(), "only letters, digits"),
+            ("../../etc/passwd".into(), "must start with a letter or digit"),
+            ("1|ns-pvc|../x".into(), "must start with a letter or digit"),
+            ("1|ns-pvc|x/y".into(), "only letters, digits"),
+            ("x\u{202e}y".into(), "(U+202E) at position 1"),
+            ("x\u{200b}".into(), "(U+200B) at position 1"),
+            ("\u{1f600}".into(), "at position 0"),
+            ("x\ty".into(), "whitespace at position 1"),
+            ("x\ry".into(), "whitespace at position 1"),
+            ("--password-command=id".into(), "must start with a letter or digit"),
+            ("{\"a\":1}".into(), "must start with a letter or digit"),
+            ("'x'".into(), "must start with a letter or digit"),
+            ("|".into(), "the first part is empty"),
+            ("||".into(), "the repository part is empty"),
+            ("1|ns-pvc|x|".into(), "value has 4 parts"),
+            ("-1|ns-pvc|x".into(), "neither a priority number"),
         ];
+        assert!(cases.len() >= 40, "the table of hostile values stays at 40 or more");
         for (value, expected) in cases {
             let error = parse(&value).expect_err(&value).to_string();
             assert!(error.contains(expected), "value {value:?}: error {error:?} lacks {expected:?}");

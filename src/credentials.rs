@@ -81,6 +81,9 @@ pub fn refused_env(env: &[EnvVar]) -> Vec<String> {
         .map(|var| var.name.as_str())
         .filter(|name| !ALLOWED_ENV.contains(name) && !ALLOWED_ENV_PREFIXES.iter().any(|p| name.starts_with(p)))
         .map(|name| {
+            if name.is_empty() {
+                return "an env entry has no name".to_owned();
+            }
             format!(
                 "env {name} is not a variable DataRestor gives restic (allowed: RESTIC_PASSWORD, storage credentials such as AWS_*, B2_*, AZURE_*, GOOGLE_*, OS_*, ST_*, RESTIC_REST_*, proxies, TZ)"
             )

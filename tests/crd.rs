@@ -140,3 +140,101 @@ spec:
     .unwrap();
     assert_eq!(config.spec.repositories[0].retention_schedule(), "@daily");
 }
+
+/// Where an invalid Config is refused: by its types (the API server's schema), by its CEL rules
+/// (the API server), or by the operator (the `Valid` condition).
+#[derive(Debug)]
+enum RefusedBy {
+    Types,
+    Cel,
+    Operator,
+}
+
+#[test]
+fn thirty_invalid_configs_each_get_a_clear_answer() {
+    use RefusedBy::*;
+    let cases: Vec<(RefusedBy, &str, serde_json::Value, &str)> = vec![
+        (Types, "/spec/repositories/0/priority", "one".into(), "invalid type"),
+        (Types, "/spec/repositories/0/target", serde_json::Value::Null, "invalid type"),
+        (Types, "/spec/stopPods", "yes".into(), "invalid type"),
+        (Types, "/spec/selectors", "all".into(), "invalid type"),
+        (Types, "/spec/manualRestoreMode", "Sometimes".into(), "unknown variant `Sometimes`"),
+        (Types, "/spec/unmanagedPods", "Maybe".into(), "unknown variant `Maybe`"),
+        (Types, "/spec/repositories/0/forgetArgs", "--keep-last 3".into(), "invalid type"),
+        (Operator, "/spec/env", serde_json::json!([{"value": "x"}]), "an env entry has no name"),
+        (Types, "/spec/runJobsAs", serde_json::json!({"user": "root", "group": 0}), "invalid type"),
+        (Types, "/spec/repositories/0/maxConcurrentJobs", 1.5.into(), "invalid type"),
+        (Cel, "/spec/repositories/1/priority", 1.into(), "repository priorities must be unique"),
+        (Cel, "/spec/repositories/1/target", "s3:s3.amazonaws.com/my-bucket/backups".into(), "repository targets must be unique"),
+        (Cel, "/spec/selectors/0", serde_json::json!({}), "an empty one would select every PVC"),
+        (Cel, "/spec/selectors/0", serde_json::json!({"matchLabels": {}}), "an empty one would select every PVC"),
+        (Operator, "/spec/repositories/0/backupSchedule", "61 * * * *".into(), "61 is out of range 0-59"),
+        (Operator, "/spec/repositories/0/backupSchedule", "* * *".into(), "backupSchedule"),
+        (Operator, "/spec/repositories/0/forgotSchedule", "0 0 30 2 *".into(), "never fires"),
+        (Operator, "/spec/repositories/0/backupSchedule", "CRON_TZ=Mars/Olympus 0 2 * * *".into(), "Mars/Olympus"),
+        (Operator, "/spec/repositories/0/backupSchedule", "@fortnightly".into(), "@fortnightly"),
+        (Operator, "/spec/repositories/0/backupSchedule", "0 25 * * *".into(), "25 is out of range 0-23"),
+        (Operator, "/spec/repositories/0/backupSchedule", "*/0 * * * *".into(), "backupSchedule"),
+        (Operator, "/spec/repositories/0/backupSchedule", "0 2 * FOO *".into(), "FOO"),
+        (
+            Operator,
+            "/spec/env",
+            serde_json::json!([{"name": "RESTIC_PASSWORD_COMMAND", "value": "id"}]),
+            "env RESTIC_PASSWORD_COMMAND is not a variable",
+        ),
+        (
+            Operator,
+            "/spec/env",
+            serde_json::json!([{"name": "RESTIC_PASSWORD_FILE", "value": "/etc/shadow"}]),
+            "env RESTIC_PASSWORD_FILE",
+        ),
+        (Operator, "/spec/env", serde_json::json!([{"name": "LD_PRELOAD", "value": "/tmp/x.so"}]), "env LD_PRELOAD"),
+        (
+            Operator,
+            "/spec/repositories/0/env",
+            serde_json::json!([{"name": "RESTIC_REPOSITORY", "value": "/elsewhere"}]),
+            "env RESTIC_REPOSITORY",
+        ),
+        (
+            Operator,
+            "/spec/repositories/0/forgetArgs",
+            serde_json::json!(["--password-command", "id"]),
+            "\"--password-command\" is not a retention policy option",
+        ),
+        (
+            Operator,
+            "/spec/repositories/0/forgetArgs",
+            serde_json::json!(["-o", "s3.x=y"]),
+            "\"-o\" is not a retention policy option",
+        ),
+        (Operator, "/spec/repositories/0/forgetArgs", serde_json::json!(["--keep-last"]), "--keep-last needs a value"),
+        (
+            Operator,
+            "/spec/repositories/0/forgetArgs",
+            serde_json::json!(["--dry-run"]),
+            "\"--dry-run\" is not a retention policy option",
+        ),
+        (Operator, "/spec/runJobsAs", serde_json::json!({"user": 0, "group": 0}), "runJobsAs.user is 0"),
+    ];
+    assert!(cases.len() >= 30);
+    for (refused_by, pointer, value, expected) in cases {
+        let mut json = serde_json::to_value(seed_config()).unwrap();
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        let parent = json.pointer_mut(parent).unwrap_or_else(|| panic!("{pointer}"));
+        match parent {
+            serde_json::Value::Array(items) => items[key.parse::<usize>().unwrap()] = value.clone(),
+            object => object[key] = value.clone(),
+        }
+        let answer = match serde_json::from_value::<Config>(json) {
+            Err(e) => (RefusedBy::Types, e.to_string()),
+            Ok(config) => match kube::core::cel::validate_cel(&config) {
+                Err(e) => (RefusedBy::Cel, e.to_string()),
+                Ok(()) => (RefusedBy::Operator, datarestor_operator::controller::config::problems(&config).join("; ")),
+            },
+        };
+        assert!(
+            std::mem::discriminant(&answer.0) == std::mem::discriminant(&refused_by) && answer.1.contains(expected),
+            "{pointer} = {value}: expected {refused_by:?} saying {expected:?}, got {answer:?}"
+        );
+    }
+}

@@ -50,6 +50,9 @@ fn plan(config: &Config) -> Result<Vec<Planned<'_>>, Vec<String>> {
         }
     }
     problems.extend(credentials::refused_env(&config.spec.all_env()));
+    if config.spec.run_jobs_as.is_some_and(|r| r.user == 0) {
+        problems.push("runJobsAs.user is 0 (root): leave runJobsAs out to run Jobs as root".into());
+    }
     for repository in &config.spec.repositories {
         if let Err(e) = crate::restic::check_forget_args(&repository.forget_args) {
             problems.push(format!("repository {} (priority {}): {e}", repository.shown(), repository.priority));
@@ -70,6 +73,12 @@ fn plan(config: &Config) -> Result<Vec<Planned<'_>>, Vec<String>> {
     } else {
         Err(problems)
     }
+}
+
+/// Everything wrong with a Config's spec that its schema cannot say, each problem in words
+/// (empty when it is valid): what the Config's `Valid` condition reports.
+pub fn problems(config: &Config) -> Vec<String> {
+    plan(config).err().unwrap_or_default()
 }
 
 /// PVCs the Config selects, in every namespace.
