@@ -173,3 +173,27 @@ if on_real_cluster; then
   # shellcheck source=real.sh
   source "$E2E_DIR/real.sh"
 fi
+
+# scan_for_credentials: 0 when none of the values in $SCENARIO_DIR/.secret-values appears in the
+# cluster's objects (Secrets and the Config spec a user wrote excepted) or the operator's log;
+# otherwise 1, with what was found in $SCENARIO_DIR/credentials-scan.txt. No file: nothing to scan.
+scan_for_credentials() {
+  local values="$SCENARIO_DIR/.secret-values" dump="$SCENARIO_DIR/objects.yaml" value found=""
+  [ -s "$values" ] || return 0
+  {
+    kubectl get tasks,jobs,pods,pvc,deployments,statefulsets,configmaps -A -o yaml
+    kubectl get events -A -o yaml
+    kubectl get events.events.k8s.io -A -o yaml
+    kubectl get config -A -o jsonpath='{.items[*].status}'
+  } >"$dump" 2>/dev/null
+  while IFS= read -r value; do
+    [ -n "$value" ] || continue
+    if grep -qF -- "$value" "$dump"; then found="a credential value appears in cluster objects ($dump)"; fi
+    if [ -f "$SCENARIO_DIR/operator.log" ] && grep -qF -- "$value" "$SCENARIO_DIR/operator.log"; then
+      found="a credential value appears in the operator log"
+    fi
+  done <"$values"
+  [ -z "$found" ] && return 0
+  echo "$found" >"$SCENARIO_DIR/credentials-scan.txt"
+  return 1
+}

@@ -190,6 +190,11 @@ for name in "${scenarios[@]}"; do
       rc=1
     fi
   fi
+  # Every scenario that handles credentials is scanned for them afterwards, whatever it asserted.
+  if [ $rc -eq 0 ] && ! (source "$E2E_DIR/lib.sh" && scan_for_credentials) >>"$dir/scenario.log" 2>&1; then
+    cp "$dir/credentials-scan.txt" "$dir/failure"
+    rc=1
+  fi
   stop_scenario_processes "$dir"
   CURRENT_DIR=""
   secs=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$start" "$(date +%s.%N)")

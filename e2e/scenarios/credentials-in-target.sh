@@ -7,7 +7,7 @@
 source "$E2E_DIR/datarestor.sh"
 install_datarestor
 TOKEN="tok$RANDOM$RANDOM$RANDOM"
-EXTRA_SECRET_VALUES="$TOKEN"
+secret_value "$TOKEN"
 ENDPOINT="${S3_ENDPOINT#http://}"
 REPO="s3:http://tenant-user:$TOKEN@$ENDPOINT/$S3_BUCKET"
 write_config shop "$(cat <<'YAML'
