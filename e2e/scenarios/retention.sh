@@ -44,7 +44,7 @@ job="$(kubectl get jobs -n backup-system -l backup.datarestor-operator.com/type=
 [ -n "$job" ] || fail "no retention Job in the Config's namespace"
 assert_eq "65532" "$(jp job "$job" .spec.template.spec.securityContext.runAsUser -n backup-system)" "the retention Job runs unprivileged"
 assert_eq "kept 2 and removed 2 snapshots, then pruned" "$(jp config backup '.status.repositories[0].lastRetention' -n backup-system)" "status records the result"
-names="$(restic_cli snapshots --json --host shop-data | python3 -c 'import json,sys; print(" ".join(sorted(t for s in json.load(sys.stdin) for t in s["tags"])))')"
+names="$(restic_cli snapshots --json --host shop-data | python3 -c 'import json,sys; print(" ".join(sorted(t for s in json.load(sys.stdin) for t in s["tags"] if t.startswith("name="))))')"
 assert_eq "name=four name=three" "$names" "the newest two are kept"
 assert_eq 3 "$(host_snapshots other-tool)" "snapshots of other hosts and paths are untouched"
 restic_cli check >/dev/null || fail "repository check failed after prune"
