@@ -131,9 +131,10 @@ pub async fn listings(ctx: &Context, config: &Config, repositories: &[&Repositor
                 (_, Err(e)) => Err(e.to_string()),
                 (_, Ok(env)) => match ctx.settings.restic.snapshots(&repository.target, &env, Some(host)).await {
                     Ok(snapshots) => Ok(snapshots),
-                    // Only a definite "there is no repository here" means no snapshot; an outage
-                    // (which restic words much the same) leaves the answer unknown.
-                    Err(e) if e.failure == crate::restic::Failure::NoRepository => Ok(Vec::new()),
+                    // Only repositories the last check found (or made) are asked, so "no repository
+                    // here" now means it vanished, or the endpoint answers for something else (a
+                    // proxy's plain 404 reads exactly like a missing bucket): unknown, until the
+                    // next check tells which. An outage is unknown too.
                     Err(e) => Err(e.to_string()),
                 },
             };
