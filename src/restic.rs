@@ -57,9 +57,12 @@ pub fn args(repository: &str, command: &Command<'_>) -> Vec<String> {
     let mut push = |items: &[&str]| args.extend(items.iter().map(|s| (*s).to_owned()));
     match command {
         Command::Init => push(&["init"]),
-        Command::CatConfig => push(&["cat", "config"]),
+        // The operator's read-only metadata calls take no lock: a stale exclusive lock (a killed
+        // prune) must not make a repository look unusable or its snapshots unknowable; the Job that
+        // meets that lock clears it.
+        Command::CatConfig => push(&["cat", "config", "--no-lock"]),
         Command::Snapshots { host, tags } => {
-            push(&["snapshots", "--json"]);
+            push(&["snapshots", "--json", "--no-lock"]);
             if let Some(host) = host {
                 push(&["--host", host]);
             }
@@ -372,12 +375,12 @@ mod tests {
         let hosts = strings(&["prod-db", "prod-cache"]);
         let cases = [
             (Command::Init, with_tail(&["init"])),
-            (Command::CatConfig, with_tail(&["cat", "config"])),
+            (Command::CatConfig, with_tail(&["cat", "config", "--no-lock"])),
             (
                 Command::Snapshots { host: Some("prod-db"), tags: vec![name_tag("pre-upgrade")] },
-                with_tail(&["snapshots", "--json", "--host", "prod-db", "--tag", "name=pre-upgrade"]),
+                with_tail(&["snapshots", "--json", "--no-lock", "--host", "prod-db", "--tag", "name=pre-upgrade"]),
             ),
-            (Command::Snapshots { host: None, tags: vec![] }, with_tail(&["snapshots", "--json"])),
+            (Command::Snapshots { host: None, tags: vec![] }, with_tail(&["snapshots", "--json", "--no-lock"])),
             (
                 Command::Backup { host: "prod-db", name: Some("pre-upgrade"), namespace: "prod", pvc: "db" },
                 with_tail(&[

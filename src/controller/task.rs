@@ -370,7 +370,8 @@ fn repository_readiness(config: &Config, target: &str) -> Readiness {
     let target = shown.as_str();
     match health {
         None => Readiness::Wait(format!("waiting for repository {target}: the Config has not checked it yet")),
-        Some(status) if status.ready => Readiness::Ready,
+        // A locked repository is usable: the Job that meets a stale lock has it removed and runs again.
+        Some(status) if status.ready || status.reason == "RepositoryLocked" => Readiness::Ready,
         Some(status) if ["WrongPassword", "AccessDenied", "CredentialsMissing"].contains(&status.reason.as_str()) => {
             Readiness::Refused(
                 status.reason.clone(),
