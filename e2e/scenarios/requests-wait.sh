@@ -70,7 +70,7 @@ restore_answered() { kubectl get pvc data -n shop -o 'jsonpath={.metadata.annota
 wait_for 180 "the restore answered" restore_answered
 assert_contains "$(kubectl get pvc data -n shop -o 'jsonpath={.metadata.annotations.backup\.datarestor-operator\.com/manual-restore-result}')" "Completed:" "restore result"
 assert_eq Completed "$(jp task "$(later_task)" .status.phase -n shop)" "the later backup completed"
-restore_task="$(kubectl get tasks -n shop -o 'jsonpath={range .items[?(@.spec.trigger=="manual")]}{.spec.type} {.spec.pvcName} {.metadata.name}{"\n"}{end}' | awk '$1=="restore" && $2=="data" {print $3}' | tail -1)"
+restore_task="$(kubectl get tasks -n shop --sort-by=.metadata.creationTimestamp -o 'jsonpath={range .items[?(@.spec.trigger=="manual")]}{.spec.type} {.spec.pvcName} {.metadata.name}{"\n"}{end}' | awk '$1=="restore" && $2=="data" {print $3}' | tail -1)"
 requested="$(jp task "$restore_task" .metadata.creationTimestamp -n shop)"
 finished="$(jp task "$(later_task)" .status.completionTime -n shop)"
 [[ "$requested" < "$finished" ]] || fail "the later backup finished ($finished) before the restore was asked ($requested): the race this checks did not happen"

@@ -364,6 +364,29 @@ pub fn longer_namespaces(namespace: &str, host: &str) -> Vec<String> {
         .collect()
 }
 
+/// "The newest snapshot", resolved when a request is accepted: a backup still running then (its
+/// Task queued ahead of the restore) has written no snapshot yet, so it is not what is restored.
+/// When the repositories cannot all be listed now, the request stays "latest" and the Task
+/// resolves it when it starts, among snapshots taken before the request (`latestAsOf`).
+async fn newest_now(
+    ctx: &Context,
+    config: &Config,
+    repository: Option<String>,
+    host: &str,
+) -> Result<(Option<String>, Option<String>), Error> {
+    let repositories: Vec<&Repository> = match &repository {
+        Some(target) => config.spec.repository(target).into_iter().collect(),
+        None => config.spec.repositories_by_priority(),
+    };
+    if !unchecked(config, &repositories).is_empty() {
+        return Ok((repository, None));
+    }
+    Ok(match restore::find(listings(ctx, config, &repositories, host).await?, host, &SnapshotRef::Latest) {
+        Found::Snapshot { repository, snapshot } => (Some(repository), Some(snapshot.id)),
+        _ => (repository, None),
+    })
+}
+
 /// Serves `manual-restore` on a PVC (or, for each PVC it selects, on a Config): records a restore
 /// Task, or says why not. `identity` with `version` and `value` names the request.
 pub async fn serve_manual_restore(
@@ -401,13 +424,18 @@ pub async fn serve_manual_restore(
         )));
     }
     let name = naming::request_task_name("restore", &pvc.name_any(), identity, version, value);
+    let accepted_at = Timestamp::now();
+    let (repository, snapshot) = match request.name() {
+        Some(named) => (repository, Some(named.to_owned())),
+        None => newest_now(ctx, config, repository, &host).await?,
+    };
     let spec = RestoreRequest {
         trigger: TaskTrigger::Manual,
         repository,
         host: host.clone(),
-        name: request.name().map(str::to_owned),
+        name: snapshot,
         mode: config.spec.manual_restore_mode,
-        accepted_at: Timestamp::now(),
+        accepted_at,
     };
     submit::create(ctx, &submit::restore(config, pvc, &name, spec)).await?;
     // A new PVC restored by hand is not restored again automatically afterwards.
