@@ -59,7 +59,9 @@ done
 wait_for 30 "RestoreRequested Event on the Config" event_exists backup-system RestoreRequested
 
 log "part 4: latest is the newest snapshot at the time of the request"
-head -c 300000000 /dev/zero | tr '\0' 'z' >"$(pvc_host_path data shop)/big-later-file"
+# Random bytes (nothing to deduplicate or compress), so the backup runs long enough to be asked
+# for a restore meanwhile.
+head -c 200000000 /dev/urandom >"$(pvc_host_path data shop)/big-later-file"
 k annotate pvc data -n shop 'backup.datarestor-operator.com/manual-backup=later' >/dev/null
 later_task() { kubectl get tasks -n shop -o 'jsonpath={range .items[?(@.spec.name=="later")]}{.metadata.name}{end}'; }
 running() { [ -n "$(later_task)" ] && jp_is Running task "$(later_task)" .status.phase -n shop; }
