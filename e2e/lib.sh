@@ -181,7 +181,8 @@ scan_for_credentials() {
   local values="$SCENARIO_DIR/.secret-values" dump="$SCENARIO_DIR/objects.yaml" value found=""
   [ -s "$values" ] || return 0
   {
-    kubectl get tasks,jobs,pods,pvc,deployments,statefulsets,configmaps -A -o yaml
+    # Not ConfigMaps or Secrets: users keep their own values there (configMapKeyRef sources).
+    kubectl get tasks,jobs,pods,pvc,deployments,statefulsets -A -o yaml
     kubectl get events -A -o yaml
     kubectl get events.events.k8s.io -A -o yaml
     kubectl get config -A -o jsonpath='{.items[*].status}'
