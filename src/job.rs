@@ -257,13 +257,7 @@ pub fn build_retention(inputs: &RetentionInputs<'_>) -> Job {
             VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
         ]),
         resources: Some(resources(inputs.settings)),
-        security_context: Some(SecurityContext {
-            run_as_non_root: Some(true),
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
-            ..Default::default()
-        }),
+        security_context: Some(container_security(true, Some(RunAs { user: UNPRIVILEGED_UID, group: UNPRIVILEGED_UID }))),
         ..Default::default()
     };
     let pod = PodSpec {
