@@ -215,6 +215,19 @@ fn thirty_invalid_configs_each_get_a_clear_answer() {
             "\"--dry-run\" is not a retention policy option",
         ),
         (Operator, "/spec/runJobsAs", serde_json::json!({"user": 0, "group": 0}), "runJobsAs.user is 0"),
+        (
+            Operator,
+            "/spec/repositories/0/target",
+            "s3:http://minio:9000/backups/{namespaces}".into(),
+            "unknown placeholder \"{namespaces}\"",
+        ),
+        (Operator, "/spec/repositories/0/target", "s3:http://minio:9000/{pvc".into(), "unknown placeholder \"{pvc\""),
+        (
+            Operator,
+            "/spec/env",
+            serde_json::json!([{"name": "RESTIC_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "restic-{namespace}", "key": "p"}}}]),
+            "every namespace shares this repository",
+        ),
     ];
     assert!(cases.len() >= 30);
     for (refused_by, pointer, value, expected) in cases {

@@ -115,6 +115,9 @@ pub struct ConfigSpec {
 pub struct Repository {
     /// restic repository: `s3:http://minio:9000/bucket`, `s3:s3.amazonaws.com/bucket/path`,
     /// `/local/path`, `rest:https://...`, `b2:...`, `azure:...`, `gs:...`, `sftp:...`.
+    /// `{namespace}` and `{pvc}` in it give each namespace (or PVC) a repository of its own, e.g.
+    /// `s3:http://minio:9000/backups/{namespace}`; the same placeholders in the names of the
+    /// Secrets its `env` refers to give each its own credentials.
     #[schemars(length(min = 1, max = 1024))]
     pub target: String,
 
@@ -154,7 +157,77 @@ pub struct Repository {
     pub max_concurrent_jobs: i32,
 }
 
+/// In a target (and in the names of the Secrets and ConfigMaps its `env` refers to): the PVC's
+/// namespace, so each namespace gets its own repository (and, with per-namespace Secrets, its own
+/// password).
+pub const NAMESPACE_PLACEHOLDER: &str = "{namespace}";
+/// In a target (and in `env` reference names): the PVC's name, so each PVC gets its own repository.
+pub const PVC_PLACEHOLDER: &str = "{pvc}";
+
+fn expand(text: &str, namespace: &str, pvc: &str) -> String {
+    text.replace(NAMESPACE_PLACEHOLDER, namespace).replace(PVC_PLACEHOLDER, pvc)
+}
+
+fn has_placeholder(text: &str) -> bool {
+    text.contains(NAMESPACE_PLACEHOLDER) || text.contains(PVC_PLACEHOLDER)
+}
+
+/// Every `{...}` in `text` that is not a placeholder DataRestor fills in.
+pub fn unknown_placeholders(text: &str) -> Vec<String> {
+    let mut unknown = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open..];
+        let Some(close) = after.find('}') else {
+            unknown.push(after.to_owned());
+            break;
+        };
+        let found = &after[..=close];
+        if found != NAMESPACE_PLACEHOLDER && found != PVC_PLACEHOLDER {
+            unknown.push(found.to_owned());
+        }
+        rest = &after[close + 1..];
+    }
+    unknown
+}
+
+/// The Secret and ConfigMap names an env entry refers to.
+fn reference_names(var: &mut EnvVar) -> impl Iterator<Item = &mut String> {
+    let from = var.value_from.as_mut();
+    let (secret, config_map) = match from {
+        Some(from) => (from.secret_key_ref.as_mut().map(|s| &mut s.name), from.config_map_key_ref.as_mut().map(|c| &mut c.name)),
+        None => (None, None),
+    };
+    secret.into_iter().chain(config_map)
+}
+
+fn expand_env(env: &[EnvVar], namespace: &str, pvc: &str) -> Vec<EnvVar> {
+    let mut env = env.to_vec();
+    for var in &mut env {
+        for name in reference_names(var) {
+            *name = expand(name, namespace, pvc);
+        }
+    }
+    env
+}
+
+/// Whether any entry of `env` refers to a Secret or ConfigMap by a per-namespace (or per-PVC) name.
+pub fn env_has_placeholder(env: &[EnvVar]) -> bool {
+    env.iter().cloned().any(|mut var| reference_names(&mut var).any(|name| has_placeholder(name)))
+}
+
 impl Repository {
+    /// Whether the target has a placeholder: one repository per namespace (or per PVC).
+    pub fn is_template(&self) -> bool {
+        has_placeholder(&self.target)
+    }
+
+    /// The repository a PVC uses: placeholders in the target and in `env` reference names filled
+    /// in. A repository without placeholders is its own instance.
+    pub fn instance(&self, namespace: &str, pvc: &str) -> Repository {
+        Repository { target: expand(&self.target, namespace, pvc), env: expand_env(&self.env, namespace, pvc), ..self.clone() }
+    }
+
     /// The target as it may be shown anywhere but to restic itself (credentials in a URL hidden).
     pub fn shown(&self) -> String {
         crate::restic::redact_target(&self.target)
@@ -177,6 +250,20 @@ impl ConfigSpec {
         let mut repos: Vec<&Repository> = self.repositories.iter().collect();
         repos.sort_by_key(|r| r.priority);
         repos
+    }
+
+    /// Whether some repository is per namespace or per PVC.
+    pub fn has_templates(&self) -> bool {
+        self.repositories.iter().any(Repository::is_template)
+    }
+
+    /// The Config as a PVC sees it: each repository its instance for that PVC's namespace and name.
+    pub fn for_pvc(&self, namespace: &str, pvc: &str) -> ConfigSpec {
+        ConfigSpec {
+            repositories: self.repositories.iter().map(|r| r.instance(namespace, pvc)).collect(),
+            env: expand_env(&self.env, namespace, pvc),
+            ..self.clone()
+        }
     }
 
     /// Every variable any repository uses (to fetch the Secrets and ConfigMaps they name at once).
@@ -252,6 +339,15 @@ impl ClusterWide {
 }
 
 impl Config {
+    /// This Config as the PVC `namespace/pvc` sees it (see `ConfigSpec::for_pvc`); its status
+    /// already lists each instance under its own target.
+    pub fn for_pvc(&self, namespace: &str, pvc: &str) -> Config {
+        if !self.spec.has_templates() {
+            return self.clone();
+        }
+        Config { spec: self.spec.for_pvc(namespace, pvc), ..self.clone() }
+    }
+
     /// Whether this Config protects a PVC in `namespace` with `labels`: a selector picks it, and
     /// the Config may reach that namespace.
     pub fn selects(&self, namespace: &str, labels: &BTreeMap<String, String>, cluster_wide: &ClusterWide) -> bool {
@@ -333,6 +429,10 @@ pub struct ConfigStatus {
 #[serde(rename_all = "camelCase")]
 pub struct RepositoryStatus {
     pub target: String,
+    /// For a per-namespace or per-PVC repository: the target with placeholders this is one
+    /// instance of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_of: Option<String>,
     pub priority: i32,
     /// Whether the last connectivity check succeeded.
     pub ready: bool,
@@ -384,4 +484,43 @@ fn default_succeeded_history() -> i32 {
 }
 fn default_failed_history() -> i32 {
     3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(value: serde_json::Value) -> ConfigSpec {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn each_namespace_and_pvc_sees_its_own_repository_and_credentials() {
+        let spec = spec(serde_json::json!({
+            "env": [{"name": "RESTIC_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "restic-{namespace}", "key": "password"}}}],
+            "repositories": [
+                {"target": "s3:http://minio:9000/backups/{namespace}/{pvc}", "priority": 1,
+                 "env": [{"name": "AWS_ACCESS_KEY_ID", "value": "literal-{namespace}"},
+                         {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"configMapKeyRef": {"name": "s3-{namespace}", "key": "k"}}}]},
+                {"target": "s3:http://minio:9000/shared", "priority": 2}
+            ],
+        }));
+        assert!(spec.has_templates());
+        let shop = spec.for_pvc("shop", "db");
+        assert_eq!(shop.repositories[0].target, "s3:http://minio:9000/backups/shop/db");
+        assert_eq!(shop.repositories[1].target, "s3:http://minio:9000/shared", "no placeholder: shared");
+        assert_eq!(shop.env[0].value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap().name, "restic-shop");
+        let own = &shop.repositories[0].env;
+        assert_eq!(own[0].value.as_deref(), Some("literal-{namespace}"), "values are never rewritten");
+        assert_eq!(own[1].value_from.as_ref().unwrap().config_map_key_ref.as_ref().unwrap().name, "s3-shop");
+        assert!(!shop.repositories.iter().any(Repository::is_template));
+        assert!(env_has_placeholder(&spec.env) && !env_has_placeholder(&shop.env));
+    }
+
+    #[test]
+    fn only_the_two_placeholders_are_known() {
+        assert!(unknown_placeholders("s3:http://h/{namespace}/{pvc}").is_empty());
+        assert_eq!(unknown_placeholders("s3:http://h/{ns}/{pvc}/{x"), ["{ns}", "{x"]);
+        assert!(unknown_placeholders("/plain/path").is_empty());
+    }
 }

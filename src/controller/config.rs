@@ -27,6 +27,8 @@ use std::time::Duration;
 
 /// A repository with its parsed schedules.
 struct Planned<'a> {
+    /// Its place in `spec.repositories` (and so in every `Config::for_pvc` view).
+    index: usize,
     repository: &'a Repository,
     backup: Schedule,
     retention: Schedule,
@@ -36,7 +38,7 @@ struct Planned<'a> {
 fn plan(config: &Config) -> Result<Vec<Planned<'_>>, Vec<String>> {
     let mut problems = Vec::new();
     let mut planned = Vec::new();
-    for repository in &config.spec.repositories {
+    for (index, repository) in config.spec.repositories.iter().enumerate() {
         let backup = repository.backup_schedule.parse::<Schedule>();
         let retention = repository.retention_schedule().parse::<Schedule>();
         if let Err(e) = &backup {
@@ -46,10 +48,11 @@ fn plan(config: &Config) -> Result<Vec<Planned<'_>>, Vec<String>> {
             problems.push(format!("repository {} (priority {}): forgotSchedule: {e}", repository.shown(), repository.priority));
         }
         if let (Ok(backup), Ok(retention)) = (backup, retention) {
-            planned.push(Planned { repository, backup, retention });
+            planned.push(Planned { index, repository, backup, retention });
         }
     }
     problems.extend(credentials::refused_env(&config.spec.all_env()));
+    problems.extend(placeholder_problems(&config.spec));
     if config.spec.run_jobs_as.is_some_and(|r| r.user == 0) {
         problems.push("runJobsAs.user is 0 (root): leave runJobsAs out to run Jobs as root".into());
     }
@@ -73,6 +76,41 @@ fn plan(config: &Config) -> Result<Vec<Planned<'_>>, Vec<String>> {
     } else {
         Err(problems)
     }
+}
+
+/// Placeholders DataRestor cannot fill in, and per-namespace credentials for a repository that
+/// every namespace shares (it has one password, so they would lock all but one out).
+fn placeholder_problems(spec: &crate::api::ConfigSpec) -> Vec<String> {
+    let mut problems = Vec::new();
+    let names = |env: &[k8s_openapi::api::core::v1::EnvVar]| -> Vec<String> {
+        env.iter()
+            .filter_map(|v| v.value_from.as_ref())
+            .flat_map(|f| {
+                f.secret_key_ref.iter().map(|s| s.name.clone()).chain(f.config_map_key_ref.iter().map(|c| c.name.clone()))
+            })
+            .collect()
+    };
+    for repository in &spec.repositories {
+        let texts = std::iter::once(repository.target.clone()).chain(names(&repository.env)).chain(names(&spec.env));
+        for unknown in texts.flat_map(|t| crate::api::unknown_placeholders(&t)) {
+            problems.push(format!(
+                "repository {} (priority {}): unknown placeholder {unknown:?} (only {{namespace}} and {{pvc}} are filled in)",
+                repository.shown(),
+                repository.priority
+            ));
+        }
+        let per_namespace_env = crate::api::env_has_placeholder(&repository.env) || crate::api::env_has_placeholder(&spec.env);
+        if per_namespace_env && !repository.is_template() {
+            problems.push(format!(
+                "repository {} (priority {}): env names per-namespace Secrets or ConfigMaps, but every namespace shares this repository (put {{namespace}} in its target, or name one Secret)",
+                repository.shown(),
+                repository.priority
+            ));
+        }
+    }
+    problems.sort();
+    problems.dedup();
+    problems
 }
 
 /// Everything wrong with a Config's spec that its schema cannot say, each problem in words
@@ -161,16 +199,23 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Config>>, ctx: Arc<Context>) 
     answer_manual_backup(&ctx, config, &backupable).await?;
     answer_manual_restore(&ctx, config, &pvcs).await?;
 
-    let env_sources = ctx.fetch_env_sources(&config.namespace().unwrap_or_default(), &config.spec.all_env()).await?;
+    let instances = instances(config, &planned, &pvcs);
+    let all_env: Vec<_> = instances.iter().flat_map(|i| i.view.spec.effective_env(i.repository())).collect();
+    let env_sources = ctx.fetch_env_sources(&config.namespace().unwrap_or_default(), &all_env).await?;
     let generation_changed = previous.observed_generation != generation;
-    let hosts: Vec<String> =
-        pvcs.iter().map(|pvc| snapshot_host(&pvc.namespace().unwrap_or_default(), &pvc.name_any())).collect();
     // Repositories are independent: each is checked and then served on its own, so one that
     // hangs or fails delays none of the others' slots.
-    let served = planned.iter().map(|p| {
-        let before = previous.repositories.iter().find(|r| r.target == p.repository.shown()).cloned();
-        let work = Work { ctx: &ctx, config, env_sources: &env_sources, backupable: &backupable, hosts: &hosts, now };
-        async move { work.serve(p, before, generation_changed).await }
+    let served = instances.iter().map(|instance| {
+        let before = previous.repositories.iter().find(|r| r.target == instance.repository().shown()).cloned();
+        let work = Work {
+            ctx: &ctx,
+            config: &instance.view,
+            env_sources: &env_sources,
+            backupable: &instance.backupable,
+            hosts: &instance.hosts,
+            now,
+        };
+        async move { work.serve(instance.planned, instance.repository(), before, generation_changed).await }
     });
     let mut wake_at: Option<Timestamp> = None;
     for result in futures::future::join_all(served).await {
@@ -178,6 +223,20 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Config>>, ctx: Arc<Context>) 
         wake_at = Some(wake_at.map_or(wake, |w: Timestamp| w.min(wake)));
         status.repositories.push(repo_status);
     }
+    for p in planned.iter().filter(|p| p.repository.is_template()) {
+        if !instances.iter().any(|i| std::ptr::eq(i.planned, p)) {
+            status.repositories.push(RepositoryStatus {
+                target: p.repository.shown(),
+                instance_of: Some(p.repository.shown()),
+                priority: p.repository.priority,
+                ready: true,
+                reason: "NoInstances".into(),
+                message: "one repository per namespace or PVC, created when the first PVC is selected: none selected yet".into(),
+                ..Default::default()
+            });
+        }
+    }
+    status.repositories.sort_by(|a, b| (a.priority, &a.target).cmp(&(b.priority, &b.target)));
 
     let ready = status.repositories.iter().filter(|r| r.ready).count();
     status.repository_summary = Some(format!("{ready}/{}", status.repositories.len()));
@@ -198,6 +257,57 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Config>>, ctx: Arc<Context>) 
     Ok(Action::requeue(wait))
 }
 
+/// One repository a Config's PVCs use: a repository without placeholders (every PVC), or one
+/// instance of a per-namespace or per-PVC repository (the PVCs whose instance it is).
+struct Instance<'a> {
+    planned: &'a Planned<'a>,
+    /// The Config as these PVCs see it (`Config::for_pvc`).
+    view: Config,
+    backupable: Vec<&'a PersistentVolumeClaim>,
+    /// Snapshot hosts of these PVCs (retention is limited to them).
+    hosts: Vec<String>,
+}
+
+impl Instance<'_> {
+    fn repository(&self) -> &Repository {
+        &self.view.spec.repositories[self.planned.index]
+    }
+}
+
+/// Every repository the Config's PVCs use, in the Config's order; a per-namespace repository has
+/// one instance per namespace with selected PVCs (per-PVC: one per PVC).
+fn instances<'a>(config: &Config, planned: &'a [Planned<'a>], pvcs: &'a [PersistentVolumeClaim]) -> Vec<Instance<'a>> {
+    let host = |pvc: &PersistentVolumeClaim| snapshot_host(&pvc.namespace().unwrap_or_default(), &pvc.name_any());
+    let mut all = Vec::new();
+    for p in planned {
+        if !p.repository.is_template() {
+            all.push(Instance {
+                planned: p,
+                view: config.clone(),
+                backupable: pvcs.iter().filter(|pvc| submit::is_backupable(pvc)).collect(),
+                hosts: pvcs.iter().map(host).collect(),
+            });
+            continue;
+        }
+        let mut groups: std::collections::BTreeMap<String, Instance<'a>> = Default::default();
+        for pvc in pvcs {
+            let (namespace, name) = (pvc.namespace().unwrap_or_default(), pvc.name_any());
+            let instance = groups.entry(p.repository.instance(&namespace, &name).target).or_insert_with(|| Instance {
+                planned: p,
+                view: config.for_pvc(&namespace, &name),
+                backupable: Vec::new(),
+                hosts: Vec::new(),
+            });
+            if submit::is_backupable(pvc) {
+                instance.backupable.push(pvc);
+            }
+            instance.hosts.push(host(pvc));
+        }
+        all.extend(groups.into_values());
+    }
+    all
+}
+
 /// What serving one repository needs from its Config's reconcile.
 #[derive(Clone, Copy)]
 struct Work<'a> {
@@ -216,14 +326,15 @@ impl Work<'_> {
     async fn serve(
         self,
         p: &Planned<'_>,
+        repository: &Repository,
         before: Option<RepositoryStatus>,
         generation_changed: bool,
     ) -> Result<(RepositoryStatus, Timestamp), Error> {
         let (ctx, config, now) = (self.ctx, self.config, self.now);
-        let repository = p.repository;
         let object_ref = config.object_ref(&());
         let (mut repo_status, env) =
             check_repository(ctx, config, repository, self.env_sources, before, generation_changed, now).await;
+        repo_status.instance_of = p.repository.is_template().then(|| p.repository.shown());
         let mut wake_at = now + ctx.settings.repository_check_interval;
         let mut wake = |at: Timestamp| wake_at = wake_at.min(at);
         // A fresh Config starts counting slots now: applying it does not back everything up at once.
@@ -501,7 +612,8 @@ async fn answer_manual_backup(ctx: &Context, config: &Config, pvcs: &[&Persisten
             Some(repository) => repository,
             None => config.spec.repositories_by_priority()[0],
         };
-        Ok((request, repository))
+        let index = config.spec.repositories.iter().position(|r| r.priority == repository.priority).unwrap_or_default();
+        Ok((request, repository, index))
     }
     .await;
     match outcome {
@@ -515,13 +627,15 @@ async fn answer_manual_backup(ctx: &Context, config: &Config, pvcs: &[&Persisten
             )
             .await;
         }
-        Ok((request, repository)) => {
+        Ok((request, repository, index)) => {
             let mut created = 0;
             for pvc in pvcs {
                 let identity = format!("{}/{}", config.uid().unwrap_or_default(), pvc.uid().unwrap_or_default());
                 let name = naming::request_task_name("backup", &pvc.name_any(), &identity, &version, &value);
                 let backup_name = request.name().map_or_else(|| name.clone(), str::to_owned);
-                let task = submit::backup(config, pvc, &name, repository, TaskTrigger::Manual, Some(backup_name), None);
+                let view = config.for_pvc(&pvc.namespace().unwrap_or_default(), &pvc.name_any());
+                let instance = &view.spec.repositories[index];
+                let task = submit::backup(config, pvc, &name, instance, TaskTrigger::Manual, Some(backup_name), None);
                 created += usize::from(submit::create(ctx, &task).await?);
             }
             ctx.event(
@@ -622,6 +736,45 @@ mod tests {
         assert!(all.contains("env RESTIC_PASSWORD_FILE is not a variable"), "{all}");
         assert!(all.contains("\"--password-command\" is not a retention policy option"), "{all}");
         assert!(!all.contains("AWS_ACCESS_KEY_ID"), "storage credentials are allowed: {all}");
+    }
+
+    fn pvc(namespace: &str, name: &str, bound: bool) -> PersistentVolumeClaim {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": namespace},
+            "status": {"phase": if bound { "Bound" } else { "Pending" }}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_per_namespace_repository_has_one_instance_per_namespace_with_its_pvcs() {
+        let mut config = Config::new(
+            "backup",
+            serde_json::from_value(serde_json::json!({
+                "repositories": [{"target": "s3:http://s3/b/{namespace}", "priority": 1},
+                                 {"target": "s3:http://s3/shared", "priority": 2},
+                                 {"target": "s3:http://s3/p/{pvc}", "priority": 3}],
+                "selectors": [{"matchLabels": {"app": "x"}}],
+            }))
+            .unwrap(),
+        );
+        config.metadata.namespace = Some("backup-system".into());
+        let planned = plan(&config).unwrap();
+        let pvcs = [pvc("shop", "db", true), pvc("shop", "new", false), pvc("blog", "db", true)];
+        let all = instances(&config, &planned, &pvcs);
+        let seen: Vec<(String, Vec<String>, usize)> =
+            all.iter().map(|i| (i.repository().target.clone(), i.hosts.clone(), i.backupable.len())).collect();
+        let expected = [
+            ("s3:http://s3/b/blog", vec!["blog-db"], 1),
+            ("s3:http://s3/b/shop", vec!["shop-db", "shop-new"], 1),
+            ("s3:http://s3/shared", vec!["shop-db", "shop-new", "blog-db"], 2),
+            ("s3:http://s3/p/db", vec!["shop-db", "blog-db"], 2),
+            ("s3:http://s3/p/new", vec!["shop-new"], 0),
+        ];
+        let expected: Vec<(String, Vec<String>, usize)> =
+            expected.into_iter().map(|(t, h, n)| (t.to_owned(), h.into_iter().map(str::to_owned).collect(), n)).collect();
+        assert_eq!(seen, expected);
+        assert!(instances(&config, &planned, &[]).iter().all(|i| !i.planned.repository.is_template()));
     }
 
     #[test]

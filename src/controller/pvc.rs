@@ -21,7 +21,10 @@ pub async fn reconcile(pvc: Arc<PersistentVolumeClaim>, ctx: Arc<Context>) -> Re
     if pvc.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let config = ctx.selecting_config(&namespace, pvc.labels()).await;
+    let selecting = ctx.selecting_config(&namespace, pvc.labels()).await;
+    // Restores may read another PVC's snapshots (and so its instance of a per-PVC repository):
+    // they get the Config as written; everything else sees this PVC's own repositories.
+    let config = selecting.as_ref().map(|c| c.for_pvc(&namespace, &pvc.name_any()));
     let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
 
     // Requests: claim (atomically), then serve with the claimed identity, then drop the claim.
@@ -32,7 +35,7 @@ pub async fn reconcile(pvc: Arc<PersistentVolumeClaim>, ctx: Arc<Context>) -> Re
         if let Some((version, value)) = request::claimed(pvc.as_ref(), key) {
             let outcome = if what == "manual-restore" {
                 let identity = pvc.uid().unwrap_or_default();
-                restore::serve_manual_restore(&pvc, config.as_ref(), &ctx, &identity, &version, &value).await?
+                restore::serve_manual_restore(&pvc, selecting.as_ref(), &ctx, &identity, &version, &value).await?
             } else {
                 serve_backup_request(&pvc, config.as_ref(), &ctx, &version, &value).await?
             };

@@ -364,6 +364,32 @@ pub fn longer_namespaces(namespace: &str, host: &str) -> Vec<String> {
         .collect()
 }
 
+/// Why a restore of `host` into a PVC of another namespace is refused, if it is (`crosses`: the
+/// host may belong to another namespace). A per-namespace repository keeps namespaces apart, so
+/// nothing crosses out of one.
+pub fn cross_namespace_refusal(config: &Config, host: &str, crosses: bool) -> Option<String> {
+    let name = format!("{}/{}", config.namespace().unwrap_or_default(), config.name_any());
+    if !crosses {
+        None
+    } else if !config.spec.allow_cross_namespace_restore {
+        Some(format!(
+            "host {host} belongs to another namespace; cross-namespace restores are off (allowCrossNamespaceRestore in Config {name})"
+        ))
+    } else if config.spec.has_templates() {
+        Some(format!(
+            "host {host} belongs to another namespace, and Config {name} gives each namespace its own repository: its snapshots are restored only within it"
+        ))
+    } else {
+        None
+    }
+}
+
+/// The PVC whose snapshots `host` names, when it is in `namespace` (its repository instance is
+/// the one a restore reads); `own` otherwise (a cross-namespace host, refused with templates).
+pub fn source_pvc<'a>(namespace: &str, host: &'a str, own: &'a str) -> &'a str {
+    host.strip_prefix(namespace).and_then(|rest| rest.strip_prefix('-')).filter(|pvc| !pvc.is_empty()).unwrap_or(own)
+}
+
 /// "The newest snapshot", resolved when a request is accepted: a backup still running then (its
 /// Task queued ahead of the restore) has written no snapshot yet, so it is not what is restored.
 /// When the repositories cannot all be listed now, the request stays "latest" and the Task
@@ -405,13 +431,11 @@ pub async fn serve_manual_restore(
     };
     let own_host = snapshot_host(&namespace, &pvc.name_any());
     let host = request.host.clone().unwrap_or(own_host);
-    if !config.spec.allow_cross_namespace_restore && crosses_namespace(ctx, &namespace, &host).await? {
-        return Ok(Err(format!(
-            "host {host} belongs to another namespace; cross-namespace restores are off (allowCrossNamespaceRestore in Config {}/{})",
-            config.namespace().unwrap_or_default(),
-            config.name_any()
-        )));
+    let crosses = crosses_namespace(ctx, &namespace, &host).await?;
+    if let Some(refusal) = cross_namespace_refusal(config, &host, crosses) {
+        return Ok(Err(refusal));
     }
+    let config = &config.for_pvc(&namespace, source_pvc(&namespace, &host, &pvc.name_any()));
     let repository = match request.resolve_repository(&config.spec.repositories) {
         Ok(repository) => repository.map(|r| r.shown()),
         Err(e) => return Ok(Err(e.to_string())),
@@ -448,6 +472,30 @@ pub async fn serve_manual_restore(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_namespace_repositories_are_read_only_within_their_namespace() {
+        assert_eq!(source_pvc("shop", "shop-db", "web"), "db");
+        assert_eq!(source_pvc("shop", "shop-prod-db", "web"), "prod-db", "refused as crossing when shop-prod exists");
+        assert_eq!(source_pvc("shop", "other-db", "web"), "web");
+        assert_eq!(source_pvc("shop", "shop-", "web"), "web");
+        let config = |target: &str, allow: bool| -> Config {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "backup.datarestor-operator.com/v1alpha1", "kind": "Config",
+                "metadata": {"name": "c", "namespace": "backup-system"},
+                "spec": {"repositories": [{"target": target, "priority": 1}], "allowCrossNamespaceRestore": allow}
+            }))
+            .unwrap()
+        };
+        let shared = config("s3:http://s3/all", true);
+        let per_namespace = config("s3:http://s3/{namespace}", true);
+        assert_eq!(cross_namespace_refusal(&shared, "other-db", false), None);
+        assert_eq!(cross_namespace_refusal(&shared, "other-db", true), None, "allowed, shared repository");
+        let refused = cross_namespace_refusal(&per_namespace, "other-db", true).unwrap();
+        assert!(refused.contains("its own repository"), "{refused}");
+        let off = cross_namespace_refusal(&config("s3:http://s3/all", false), "other-db", true).unwrap();
+        assert!(off.contains("cross-namespace restores are off"), "{off}");
+    }
 
     #[test]
     fn a_host_may_belong_to_a_longer_namespace() {

@@ -53,7 +53,10 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Task>>, ctx: Arc<Context>) ->
 
 /// Everything a Task needs from elsewhere, or why it cannot run.
 struct Resolved {
+    /// The Config as this Task's snapshots see it (`Config::for_pvc`).
     config: Config,
+    /// The Config as written (its per-namespace repositories still templates).
+    written: Config,
     pvc: PersistentVolumeClaim,
 }
 
@@ -67,7 +70,13 @@ async fn resolve(task: &Task, ctx: &Context) -> Result<Result<Resolved, String>,
     let Some(pvc) = pvcs.get_opt(&task.spec.pvc_name).await? else {
         return Ok(Err(format!("PVC {namespace}/{} does not exist", task.spec.pvc_name)));
     };
-    Ok(Ok(Resolved { config, pvc }))
+    // The repositories this Task's snapshots live in: its PVC's own, or for a restore those of
+    // the PVC whose host it reads (same namespace; anything else is refused in `not_allowed`).
+    let source = match task.spec.type_ {
+        TaskType::Backup => task.spec.pvc_name.as_str(),
+        TaskType::Restore => super::restore::source_pvc(&namespace, &task.spec.host, &task.spec.pvc_name),
+    };
+    Ok(Ok(Resolved { config: config.for_pvc(&namespace, source), written: config, pvc }))
 }
 
 /// Why a Task must not run, whoever wrote it: a Task is a request like an annotation, and gets
@@ -85,14 +94,9 @@ async fn not_allowed(task: &Task, resolved: &Resolved, ctx: &Context) -> Result<
         TaskType::Backup if task.spec.host != own_host => {
             Ok(Some(format!("a backup of {namespace}/{} is stored under its own host {own_host}", task.spec.pvc_name)))
         }
-        TaskType::Restore
-            if !config.spec.allow_cross_namespace_restore
-                && super::restore::crosses_namespace(ctx, &namespace, &task.spec.host).await? =>
-        {
-            Ok(Some(format!(
-                "host {} belongs to another namespace; cross-namespace restores are off (allowCrossNamespaceRestore in Config {config_name})",
-                task.spec.host
-            )))
+        TaskType::Restore => {
+            let crosses = super::restore::crosses_namespace(ctx, &namespace, &task.spec.host).await?;
+            Ok(super::restore::cross_namespace_refusal(&resolved.written, &task.spec.host, crosses))
         }
         _ => Ok(None),
     }
