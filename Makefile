@@ -1,7 +1,7 @@
 # Developer entry points. `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: generate fmt lint unit e2e e2e-real cluster-build cluster-up cluster-down test bench demo
+.PHONY: generate fmt lint unit fuzz e2e e2e-real cluster-build cluster-up cluster-down test bench demo
 
 ## Regenerate the committed CRD YAML from the Rust types.
 generate:
@@ -15,6 +15,11 @@ lint:
 
 unit:
 	@bash e2e/stage.sh unit $(CARGO) nextest run --workspace --no-fail-fast
+
+## The fuzz targets (annotation grammar, schedules), each for FUZZ_SECONDS (nightly + cargo-fuzz).
+FUZZ_SECONDS ?= 60
+fuzz:
+	@bash e2e/stage.sh fuzz bash fuzz/run.sh $(FUZZ_SECONDS)
 
 ## Every scenario on kube-sim.
 e2e:
@@ -31,9 +36,9 @@ cluster-up:
 cluster-down:
 	bash e2e/cluster/down.sh
 
-## Everything CI checks: formatting, lints, unit and integration tests, the scenarios on kube-sim
+## Everything CI checks: formatting, lints, unit and integration tests, fuzzing, the scenarios on kube-sim
 ## and on the real cluster.
-test: fmt lint unit e2e e2e-real
+test: fmt lint unit fuzz e2e e2e-real
 
 ## The quick start's story on a simulated cluster (keeps running until Ctrl-C).
 demo:

@@ -449,4 +449,43 @@ mod tests {
         // Feb 30 never happens, but Mondays in February do.
         assert_eq!(runs("0 0 30 2 mon", "2026-01-01T00:00:00Z", 1), ["2026-02-02T00:00:00Z"]);
     }
+
+    fn field(min: u32, max: u32) -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just("*".to_owned()),
+            (min..=max).prop_map(|v| v.to_string()),
+            (min..=max, 1..=max.max(1)).prop_map(|(start, step)| format!("{start}/{step}")),
+            (min..=max, min..=max).prop_map(|(a, b)| format!("{}-{}", a.min(b), a.max(b))),
+            proptest::collection::btree_set(min..=max, 1..4).prop_map(|set| set
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Any well-formed schedule either says why it never fires, or its next run is strictly
+        /// later, on a matching minute and hour, and found again when asked just before it.
+        #[test]
+        fn next_run_is_later_matching_and_stable(
+            minute in field(0, 59),
+            hour in field(0, 23),
+            day in field(1, 31),
+            month in field(1, 12),
+            weekday in field(0, 6),
+            zone in proptest::sample::select(vec!["", "CRON_TZ=Europe/Prague ", "CRON_TZ=America/New_York ", "TZ=Asia/Kolkata "]),
+            second in 946_684_800i64..4_102_444_800,
+        ) {
+            let source = format!("{zone}{minute} {hour} {day} {month} {weekday}");
+            let Ok(schedule) = source.parse::<Schedule>() else { return Ok(()) };
+            let after = Timestamp::from_second(second).unwrap();
+            let next = schedule.next_after(after).expect("a schedule that parses fires");
+            proptest::prop_assert!(next > after);
+            let local = next.to_zoned(schedule.time_zone().clone());
+            proptest::prop_assert!(schedule.minutes & (1 << local.minute()) != 0, "{} at {}", source, local);
+            proptest::prop_assert_eq!(schedule.next_after(next - 1.second()), Some(next));
+        }
+    }
 }
