@@ -47,6 +47,17 @@ fn seed_example_is_accepted_unchanged() {
 }
 
 #[test]
+fn per_namespace_example_is_valid_and_expands_per_namespace() {
+    let config: Config = serde_yaml::from_str(&repo_file("examples/per-namespace.yaml")).expect("parses");
+    kube::core::cel::validate_cel(&config).expect("its CEL rules hold");
+    assert!(datarestor_operator::controller::config::problems(&config).is_empty());
+    let team_a = config.for_pvc("team-a", "data");
+    assert_eq!(team_a.spec.repositories[0].target, "s3:s3.amazonaws.com/my-bucket/backups/team-a");
+    let password = team_a.spec.env[0].value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+    assert_eq!(password.name, "restic-team-a");
+}
+
+#[test]
 fn duplicate_priorities_and_targets_are_rejected_by_the_schema() {
     let mut config = seed_config();
     config.spec.repositories[1].priority = 1;
