@@ -37,6 +37,8 @@ pub struct Context {
     pub configs: Store<DeserializeGuard<Config>>,
     /// Tasks this process has started whose new phase the cache may not show yet.
     pub starting: tokio::sync::Mutex<BTreeSet<(String, String)>>,
+    /// Each repository's newest snapshots per host, shared by every new PVC's decision.
+    pub listings: crate::repository::ListingCache,
 }
 
 impl Context {
@@ -47,7 +49,15 @@ impl Context {
         configs: Store<DeserializeGuard<Config>>,
     ) -> Self {
         let reporter = Reporter { controller: "datarestor-operator".into(), instance: std::env::var("POD_NAME").ok() };
-        Self { recorder: Recorder::new(client.clone(), reporter), client, settings, tasks, configs, starting: Default::default() }
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            settings,
+            tasks,
+            configs,
+            starting: Default::default(),
+            listings: Default::default(),
+        }
     }
 
     /// The Config that protects a PVC in `namespace` with `labels`; when several do, the first by

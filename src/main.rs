@@ -34,6 +34,11 @@ enum Command {
         /// Time limit of one restic call made by the operator.
         #[arg(long, default_value_t = 600, env = "DATARESTOR_RESTIC_TIMEOUT_SECONDS")]
         restic_timeout_seconds: u64,
+        /// At most this many restic processes run in the operator's pod at once (checks,
+        /// listings, unlocks); more calls wait. Each takes tens of MiB: keep the pod's memory
+        /// limit above this times the largest repository's index.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256), env = "DATARESTOR_MAX_RESTIC_PROCESSES")]
+        max_restic_processes: u16,
         /// How often a ready repository is checked again.
         #[arg(long, default_value_t = 300, env = "DATARESTOR_REPOSITORY_CHECK_SECONDS")]
         repository_check_seconds: u64,
@@ -88,6 +93,7 @@ async fn main() -> anyhow::Result<()> {
             restic,
             restic_cache,
             restic_timeout_seconds,
+            max_restic_processes,
             repository_check_seconds,
             retry_seconds,
             restic_image,
@@ -101,11 +107,12 @@ async fn main() -> anyhow::Result<()> {
             init_tracing(log_format);
             let settings = Settings {
                 job: JobSettings { image: restic_image, active_deadline_seconds: job_deadline_seconds, ..JobSettings::default() },
-                restic: ResticRunner {
-                    binary: restic,
-                    cache_dir: restic_cache,
-                    timeout: Duration::from_secs(restic_timeout_seconds),
-                },
+                restic: ResticRunner::new(
+                    restic,
+                    restic_cache,
+                    Duration::from_secs(restic_timeout_seconds),
+                    usize::from(max_restic_processes),
+                ),
                 repository_check_interval: Duration::from_secs(repository_check_seconds),
                 retry_interval: Duration::from_secs(retry_seconds),
                 job_start_timeout: Duration::from_secs(job_start_timeout_seconds),

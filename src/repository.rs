@@ -3,16 +3,28 @@
 
 use crate::credentials::ResolvedEnv;
 use crate::restic::{self, Command, Failure, Snapshot};
+use jiff::Timestamp;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
-/// How the operator runs restic.
+/// How the operator runs restic: at most `max_processes` at once, whatever asks (a disaster
+/// recovery of thousands of PVCs must not start thousands of restic processes in the operator's
+/// memory cgroup).
 #[derive(Clone, Debug)]
 pub struct ResticRunner {
     pub binary: PathBuf,
     pub cache_dir: PathBuf,
+    /// Time limit of one call, counted from when it starts (not while it queues).
     pub timeout: Duration,
+    processes: Arc<Semaphore>,
+    max_processes: usize,
+    running: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
 }
 
 /// A failed restic call. The message is restic's own last words, which never include
@@ -25,8 +37,44 @@ pub struct ResticError {
 }
 
 impl ResticRunner {
-    /// Runs one restic command and returns its standard output.
+    pub fn new(binary: PathBuf, cache_dir: PathBuf, timeout: Duration, max_processes: usize) -> Self {
+        let max_processes = max_processes.max(1);
+        Self {
+            binary,
+            cache_dir,
+            timeout,
+            processes: Arc::new(Semaphore::new(max_processes)),
+            max_processes,
+            running: Arc::default(),
+            peak: Arc::default(),
+        }
+    }
+
+    /// The most restic processes that ran at once so far (never above the limit).
+    pub fn peak_processes(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// The limit on restic processes at once.
+    pub fn max_processes(&self) -> usize {
+        self.max_processes
+    }
+
+    /// Runs one restic command and returns its standard output, waiting for a free process slot.
     pub async fn run(&self, repository: &str, env: &ResolvedEnv, command: &Command<'_>) -> Result<String, ResticError> {
+        let _permit = self
+            .processes
+            .acquire()
+            .await
+            .map_err(|_| ResticError { failure: Failure::Other, message: "the operator is shutting down".into() })?;
+        let now = self.running.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+        let result = self.run_now(repository, env, command).await;
+        self.running.fetch_sub(1, Ordering::Relaxed);
+        result
+    }
+
+    async fn run_now(&self, repository: &str, env: &ResolvedEnv, command: &Command<'_>) -> Result<String, ResticError> {
         let mut args = restic::args(repository, command);
         args.extend(["--cache-dir".to_owned(), self.cache_dir.to_string_lossy().into_owned()]);
         let mut process = tokio::process::Command::new(&self.binary);
@@ -86,5 +134,73 @@ impl ResticRunner {
         let output = self.run(repository, env, &Command::Snapshots { host, tags: vec![] }).await?;
         restic::parse_snapshots(&output)
             .map_err(|e| ResticError { failure: Failure::Other, message: format!("unreadable snapshot list: {e}") })
+    }
+}
+
+/// The newest snapshots of every host in one repository, from one listing.
+#[derive(Debug)]
+pub struct LatestListing {
+    /// When the listing started: it knows every snapshot finished before then.
+    pub started: Timestamp,
+    /// When it ended: a failed listing answers only the callers that waited for it.
+    pub finished: Timestamp,
+    pub result: Result<BTreeMap<String, Vec<Snapshot>>, ResticError>,
+}
+
+impl LatestListing {
+    /// What the listing says about one host (its newest snapshot per path set).
+    pub fn of_host(&self, host: &str) -> Result<Vec<Snapshot>, ResticError> {
+        match &self.result {
+            Ok(hosts) => Ok(hosts.get(host).cloned().unwrap_or_default()),
+            Err(e) => Err(e.clone()),
+        }
+    }
+}
+
+/// A repository's last listing; held while it is listed again, so callers wait for that listing.
+type ListingSlot = Arc<tokio::sync::Mutex<Option<Arc<LatestListing>>>>;
+
+/// One listing per repository serves every PVC's decision: callers that need one while it runs
+/// wait for it, and a listing is listed again only when a caller needs newer knowledge than it
+/// has (a PVC created after it started).
+#[derive(Debug, Default)]
+pub struct ListingCache {
+    repositories: Mutex<HashMap<String, ListingSlot>>,
+}
+
+impl ListingCache {
+    /// The newest snapshots of every host of `repository` (`key` names it with its credentials'
+    /// owner), from a listing started at or after `not_before`.
+    pub async fn latest(
+        &self,
+        runner: &ResticRunner,
+        key: &str,
+        repository: &str,
+        env: &ResolvedEnv,
+        not_before: Timestamp,
+    ) -> Arc<LatestListing> {
+        let arrived = Timestamp::now();
+        let slot = self.repositories.lock().unwrap_or_else(|e| e.into_inner()).entry(key.to_owned()).or_default().clone();
+        let mut slot = slot.lock().await;
+        let usable = |l: &&Arc<LatestListing>| l.started >= not_before && (l.result.is_ok() || l.finished >= arrived);
+        if let Some(listing) = slot.as_ref().filter(usable) {
+            return listing.clone();
+        }
+        let started = Timestamp::now();
+        let result = match runner.run(repository, env, &Command::LatestSnapshots).await {
+            Ok(output) => restic::parse_snapshots(&output)
+                .map_err(|e| ResticError { failure: Failure::Other, message: format!("unreadable snapshot list: {e}") })
+                .map(|snapshots| {
+                    let mut hosts: BTreeMap<String, Vec<Snapshot>> = BTreeMap::new();
+                    for snapshot in snapshots {
+                        hosts.entry(snapshot.hostname.clone()).or_default().push(snapshot);
+                    }
+                    hosts
+                }),
+            Err(e) => Err(e),
+        };
+        let listing = Arc::new(LatestListing { started, finished: Timestamp::now(), result });
+        *slot = Some(listing.clone());
+        listing
     }
 }

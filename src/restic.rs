@@ -26,6 +26,8 @@ pub enum Command<'a> {
     CatConfig,
     /// List snapshots, optionally of one host and carrying all of `tags`.
     Snapshots { host: Option<&'a str>, tags: Vec<String> },
+    /// The newest snapshot of every host (and path set): one call answers for every PVC.
+    LatestSnapshots,
     /// Back up the volume mounted at `/data`, of PVC `pvc` in `namespace`.
     Backup { host: &'a str, name: Option<&'a str>, namespace: &'a str, pvc: &'a str },
     /// Restore a resolved snapshot; its `/data` lands at `<target>/data`.
@@ -70,6 +72,7 @@ pub fn args(repository: &str, command: &Command<'_>) -> Vec<String> {
                 push(&["--tag", tag]);
             }
         }
+        Command::LatestSnapshots => push(&["snapshots", "--json", "--no-lock", "--latest", "1"]),
         Command::Backup { host, name, namespace, pvc } => {
             // A failed Clean restore may leave its staging directory behind; it is not data, and
             // neither is the filesystem's own lost+found.
@@ -381,6 +384,7 @@ mod tests {
                 with_tail(&["snapshots", "--json", "--no-lock", "--host", "prod-db", "--tag", "name=pre-upgrade"]),
             ),
             (Command::Snapshots { host: None, tags: vec![] }, with_tail(&["snapshots", "--json", "--no-lock"])),
+            (Command::LatestSnapshots, with_tail(&["snapshots", "--json", "--no-lock", "--latest", "1"])),
             (
                 Command::Backup { host: "prod-db", name: Some("pre-upgrade"), namespace: "prod", pvc: "db" },
                 with_tail(&[

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 fn runner(name: &str) -> ResticRunner {
     let cache = std::env::temp_dir().join(format!("datarestor-restic-failures-{name}-{}", std::process::id()));
-    ResticRunner { binary: "restic".into(), cache_dir: cache, timeout: Duration::from_secs(20) }
+    ResticRunner::new("restic".into(), cache, Duration::from_secs(20), 4)
 }
 
 fn env() -> ResolvedEnv {

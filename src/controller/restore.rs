@@ -116,7 +116,16 @@ fn failed_in(pvc: &PersistentVolumeClaim) -> Vec<String> {
 }
 
 /// Each repository's listing of `host` (or why it could not be listed), in priority order.
-pub async fn listings(ctx: &Context, config: &Config, repositories: &[&Repository], host: &str) -> Result<Listings, Error> {
+/// `newest_since`: only the newest snapshot matters, from a listing that started at or after that
+/// instant; one shared listing of every host's newest snapshots answers (see `ListingCache`).
+/// `None`: every snapshot of `host`, listed now.
+pub async fn listings(
+    ctx: &Context,
+    config: &Config,
+    repositories: &[&Repository],
+    host: &str,
+    newest_since: Option<Timestamp>,
+) -> Result<Listings, Error> {
     let sources = ctx.fetch_env_sources(&config.namespace().unwrap_or_default(), &config.spec.all_env()).await?;
     // A repository the Config's last check found unusable is not asked again here: restic would
     // retry it for minutes. Until the Config has checked (and created) it, it counts as unknown.
@@ -129,7 +138,7 @@ pub async fn listings(ctx: &Context, config: &Config, repositories: &[&Repositor
                 (None, _) => Err("not checked yet".to_owned()),
                 (Some(status), _) if !status.ready => Err(format!("{}: {}", status.reason, status.message)),
                 (_, Err(e)) => Err(e.to_string()),
-                (_, Ok(env)) => match ctx.settings.restic.snapshots(&repository.target, &env, Some(host)).await {
+                (_, Ok(env)) => match list(ctx, config, repository, &env, host, newest_since).await {
                     Ok(snapshots) => Ok(snapshots),
                     // Only repositories the last check found (or made) are asked, so "no repository
                     // here" now means it vanished, or the endpoint answers for something else (a
@@ -142,6 +151,21 @@ pub async fn listings(ctx: &Context, config: &Config, repositories: &[&Repositor
         }
     });
     Ok(futures::future::join_all(lookups).await)
+}
+
+async fn list(
+    ctx: &Context,
+    config: &Config,
+    repository: &Repository,
+    env: &crate::credentials::ResolvedEnv,
+    host: &str,
+    newest_since: Option<Timestamp>,
+) -> Result<Vec<crate::restic::Snapshot>, crate::repository::ResticError> {
+    let Some(since) = newest_since else {
+        return ctx.settings.restic.snapshots(&repository.target, env, Some(host)).await;
+    };
+    let key = format!("{}/{}/{}", config.namespace().unwrap_or_default(), config.name_any(), repository.target);
+    ctx.listings.latest(&ctx.settings.restic, &key, &repository.target, env, since).await.of_host(host)
 }
 
 /// Repositories among `repositories` the Config has not checked yet (the operator is starting, or
@@ -213,7 +237,10 @@ pub async fn reconcile_auto(pvc: &PersistentVolumeClaim, config: Option<&Config>
             }
             let host = snapshot_host(&namespace, &pvc.name_any());
             let repositories = config.spec.repositories_by_priority();
-            let listings = listings(ctx, config, &repositories, &host).await?;
+            // Its newest snapshot, as known after the PVC appeared: a DR's thousands of new PVCs
+            // share a few listings per repository instead of each starting its own.
+            let created = pvc.metadata.creation_timestamp.as_ref().map_or_else(Timestamp::now, |t| t.0);
+            let listings = listings(ctx, config, &repositories, &host, Some(created)).await?;
             match restore::find_avoiding(listings, &host, &SnapshotRef::Latest, &failed_in(pvc)) {
                 Found::Snapshot { repository, snapshot } => {
                     let attempt = attempts(pvc) + 1;
@@ -407,7 +434,7 @@ async fn newest_now(
     if !unchecked(config, &repositories).is_empty() {
         return Ok((repository, None));
     }
-    Ok(match restore::find(listings(ctx, config, &repositories, host).await?, host, &SnapshotRef::Latest) {
+    Ok(match restore::find(listings(ctx, config, &repositories, host, None).await?, host, &SnapshotRef::Latest) {
         Found::Snapshot { repository, snapshot } => (Some(repository), Some(snapshot.id)),
         _ => (repository, None),
     })

@@ -425,7 +425,7 @@ async fn resolve_snapshot(task: &Task, ctx: &Context, config: &Config) -> Result
         let message = format!("waiting for repository {}: the Config has not checked it yet", unchecked.join(", "));
         return Ok(Err(Unresolved::Wait(message)));
     }
-    let mut listings = super::restore::listings(ctx, config, &repositories, &task.spec.host).await?;
+    let mut listings = super::restore::listings(ctx, config, &repositories, &task.spec.host, None).await?;
     if let Some(at) = &task.spec.latest_as_of {
         listings = crate::restore::as_of(listings, at.0);
     }
