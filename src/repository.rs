@@ -166,9 +166,16 @@ type ListingSlot = Arc<tokio::sync::Mutex<Option<Arc<LatestListing>>>>;
 #[derive(Debug, Default)]
 pub struct ListingCache {
     repositories: Mutex<HashMap<String, ListingSlot>>,
+    /// Each repository's last finished listing, readable while the next one runs.
+    finished: Mutex<HashMap<String, Arc<LatestListing>>>,
 }
 
 impl ListingCache {
+    /// The last listing of a repository, however old (or `None`), without listing it.
+    pub fn last(&self, key: &str) -> Option<Arc<LatestListing>> {
+        self.finished.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+    }
+
     /// The newest snapshots of every host of `repository` (`key` names it with its credentials'
     /// owner), from a listing started at or after `not_before`.
     pub async fn latest(
@@ -199,8 +206,19 @@ impl ListingCache {
                 }),
             Err(e) => Err(e),
         };
-        let listing = Arc::new(LatestListing { started, finished: Timestamp::now(), result });
+        let finished = Timestamp::now();
+        let took = finished.duration_since(started).as_secs_f64();
+        match &result {
+            Ok(hosts) => {
+                tracing::info!(repository = %restic::redact_target(repository), hosts = hosts.len(), took, "listed the newest snapshots")
+            }
+            Err(error) => {
+                tracing::warn!(repository = %restic::redact_target(repository), %error, took, "could not list the newest snapshots")
+            }
+        }
+        let listing = Arc::new(LatestListing { started, finished, result });
         *slot = Some(listing.clone());
+        self.finished.lock().unwrap_or_else(|e| e.into_inner()).insert(key.to_owned(), listing.clone());
         listing
     }
 }

@@ -86,6 +86,13 @@ async fn one_listing_serves_every_decision_that_waits_for_it() {
     assert_eq!(found.iter().filter(|n| **n == 0).count(), 100, "half have none");
     assert_eq!(started_and_peak(&log).0, 1, "200 decisions, one restic listing");
 
+    // What the last listing found can be read without listing (a restore Task checking the
+    // snapshot its decision chose).
+    let last = cache.last("backup-system/backup/s3:x").expect("listed");
+    assert_eq!(last.of_host("shop-db").unwrap()[0].id, "aa11");
+    assert!(cache.last("backup-system/backup/s3:never").is_none());
+    assert_eq!(started_and_peak(&log).0, 1);
+
     // A PVC created after that listing started needs newer knowledge: listed once more.
     let later = jiff::Timestamp::now();
     let again = cache.latest(&runner, "backup-system/backup/s3:x", "s3:x", &env, later).await;

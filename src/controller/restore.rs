@@ -20,6 +20,7 @@ use crate::api::{snapshot_host, Config, Repository, Task, TaskPhase, TaskTrigger
 use crate::context::Context;
 use crate::credentials;
 use crate::naming;
+use crate::restic::Snapshot;
 use crate::restore::{self, Found, Listings};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
@@ -164,8 +165,22 @@ async fn list(
     let Some(since) = newest_since else {
         return ctx.settings.restic.snapshots(&repository.target, env, Some(host)).await;
     };
-    let key = format!("{}/{}/{}", config.namespace().unwrap_or_default(), config.name_any(), repository.target);
-    ctx.listings.latest(&ctx.settings.restic, &key, &repository.target, env, since).await.of_host(host)
+    ctx.listings
+        .latest(&ctx.settings.restic, &listing_key(config, repository), &repository.target, env, since)
+        .await
+        .of_host(host)
+}
+
+/// A Config's repository in the `ListingCache` (the credentials are the Config's).
+fn listing_key(config: &Config, repository: &Repository) -> String {
+    format!("{}/{}/{}", config.namespace().unwrap_or_default(), config.name_any(), repository.target)
+}
+
+/// Snapshot `id` of `host`, if the last shared listing of `repository` has it: an automatic
+/// restore Task names the snapshot its decision found there, so it need not be listed again.
+pub fn listed_snapshot(ctx: &Context, config: &Config, repository: &Repository, host: &str, id: &str) -> Option<Snapshot> {
+    let listing = ctx.listings.last(&listing_key(config, repository))?;
+    listing.of_host(host).ok()?.into_iter().find(|s| s.id == id)
 }
 
 /// Repositories among `repositories` the Config has not checked yet (the operator is starting, or

@@ -425,11 +425,26 @@ async fn resolve_snapshot(task: &Task, ctx: &Context, config: &Config) -> Result
         let message = format!("waiting for repository {}: the Config has not checked it yet", unchecked.join(", "));
         return Ok(Err(Unresolved::Wait(message)));
     }
-    let mut listings = super::restore::listings(ctx, config, &repositories, &task.spec.host, None).await?;
-    if let Some(at) = &task.spec.latest_as_of {
-        listings = crate::restore::as_of(listings, at.0);
-    }
-    Ok(match crate::restore::find(listings, &task.spec.host, &wanted) {
+    // An automatic restore names the snapshot its decision found in the shared listing: taken
+    // from there, a DR's thousands of Tasks do not each list the repository again.
+    let listed = match (&task.spec.name, repositories.as_slice()) {
+        (Some(id), [repository]) if task.spec.latest_as_of.is_none() => {
+            super::restore::listed_snapshot(ctx, config, repository, &task.spec.host, id)
+                .map(|snapshot| Found::Snapshot { repository: repository.shown(), snapshot })
+        }
+        _ => None,
+    };
+    let found = match listed {
+        Some(found) => found,
+        None => {
+            let mut listings = super::restore::listings(ctx, config, &repositories, &task.spec.host, None).await?;
+            if let Some(at) = &task.spec.latest_as_of {
+                listings = crate::restore::as_of(listings, at.0);
+            }
+            crate::restore::find(listings, &task.spec.host, &wanted)
+        }
+    };
+    Ok(match found {
         Found::Snapshot { snapshot, .. }
             if !config.spec.allow_cross_namespace_restore
                 && snapshot.tag(restic::NAMESPACE_TAG).is_some_and(|ns| Some(ns) != task.metadata.namespace.as_deref()) =>
