@@ -47,4 +47,6 @@ demo:
 ## Benchmarks: figures only, nothing asserted about time.
 bench:
 	bash e2e/run.sh e2e/benches/quiesce-downtime.sh
+	for n in 300 1000; do BENCH_PVCS=$$n E2E_PROFILE=release bash e2e/run.sh e2e/benches/dr-decisions.sh; done
+	cat /tmp/dr-decisions.txt
 	$(CARGO) run --release -p kube-sim --bin kube-sim-bench
