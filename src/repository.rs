@@ -69,9 +69,8 @@ impl ResticRunner {
             .map_err(|_| ResticError { failure: Failure::Other, message: "the operator is shutting down".into() })?;
         let now = self.running.fetch_add(1, Ordering::Relaxed) + 1;
         self.peak.fetch_max(now, Ordering::Relaxed);
-        let result = self.run_now(repository, env, command).await;
-        self.running.fetch_sub(1, Ordering::Relaxed);
-        result
+        let _running = Running(&self.running);
+        self.run_now(repository, env, command).await
     }
 
     async fn run_now(&self, repository: &str, env: &ResolvedEnv, command: &Command<'_>) -> Result<String, ResticError> {
@@ -137,6 +136,15 @@ impl ResticRunner {
     }
 }
 
+/// Counts a restic process as running until dropped (also when its caller is cancelled).
+struct Running<'a>(&'a AtomicUsize);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The newest snapshots of every host in one repository, from one listing.
 #[derive(Debug)]
 pub struct LatestListing {
@@ -195,7 +203,7 @@ impl ListingCache {
         }
         let started = Timestamp::now();
         let result = match runner.run(repository, env, &Command::LatestSnapshots).await {
-            Ok(output) => restic::parse_snapshots(&output)
+            Ok(output) => restic::parse_grouped_snapshots(&output)
                 .map_err(|e| ResticError { failure: Failure::Other, message: format!("unreadable snapshot list: {e}") })
                 .map(|snapshots| {
                     let mut hosts: BTreeMap<String, Vec<Snapshot>> = BTreeMap::new();

@@ -72,7 +72,10 @@ pub fn args(repository: &str, command: &Command<'_>) -> Vec<String> {
                 push(&["--tag", tag]);
             }
         }
-        Command::LatestSnapshots => push(&["snapshots", "--json", "--no-lock", "--latest", "1"]),
+        // Grouped explicitly: what `--latest` groups by when not told has changed between restic
+        // versions, and "newest of the whole repository" would read as "no snapshot" for all the
+        // other hosts.
+        Command::LatestSnapshots => push(&["snapshots", "--json", "--no-lock", "--group-by", "host,paths", "--latest", "1"]),
         Command::Backup { host, name, namespace, pvc } => {
             // A failed Clean restore may leave its staging directory behind; it is not data, and
             // neither is the filesystem's own lost+found.
@@ -235,6 +238,21 @@ pub fn parse_snapshots(output: &str) -> Result<Vec<Snapshot>, serde_json::Error>
     serde_json::from_str(json)
 }
 
+/// Parses `restic snapshots --json --group-by ...`: groups, each with its snapshots (a flat
+/// list, as restic prints without grouping, is read too). Every snapshot of every group.
+pub fn parse_grouped_snapshots(output: &str) -> Result<Vec<Snapshot>, serde_json::Error> {
+    let json = output.lines().find(|l| l.trim_start().starts_with('[')).unwrap_or("[]");
+    let items: Vec<serde_json::Value> = serde_json::from_str(json)?;
+    let mut snapshots = Vec::new();
+    for mut item in items {
+        match item.get_mut("snapshots").map(serde_json::Value::take) {
+            Some(group) => snapshots.extend(serde_json::from_value::<Vec<Snapshot>>(group)?),
+            None => snapshots.push(serde_json::from_value(item)?),
+        }
+    }
+    Ok(snapshots)
+}
+
 /// The last `n` meaningful lines of restic's output (progress lines dropped), joined for a
 /// one-line message.
 pub fn last_lines(output: &str, n: usize) -> String {
@@ -384,7 +402,10 @@ mod tests {
                 with_tail(&["snapshots", "--json", "--no-lock", "--host", "prod-db", "--tag", "name=pre-upgrade"]),
             ),
             (Command::Snapshots { host: None, tags: vec![] }, with_tail(&["snapshots", "--json", "--no-lock"])),
-            (Command::LatestSnapshots, with_tail(&["snapshots", "--json", "--no-lock", "--latest", "1"])),
+            (
+                Command::LatestSnapshots,
+                with_tail(&["snapshots", "--json", "--no-lock", "--group-by", "host,paths", "--latest", "1"]),
+            ),
             (
                 Command::Backup { host: "prod-db", name: Some("pre-upgrade"), namespace: "prod", pvc: "db" },
                 with_tail(&[
@@ -542,5 +563,16 @@ mod tests {
             assert_eq!(Failure::classify(1, message), expected, "{message}");
         }
         assert_eq!(Failure::Locked.reason(), "RepositoryLocked");
+    }
+
+    #[test]
+    fn grouped_and_flat_listings_give_every_snapshot() {
+        // restic 0.14 `snapshots --json --group-by host,paths --latest 1`, then a flat list.
+        let grouped = r#"[{"group_key":{"hostname":"h2","paths":["/data"],"tags":null},"snapshots":[{"time":"2026-11-29T04:26:08Z","paths":["/data"],"hostname":"h2","id":"b545","short_id":"b545"}]},{"group_key":{"hostname":"h1","paths":["/data"],"tags":null},"snapshots":[{"time":"2026-11-29T04:26:07Z","paths":["/data"],"hostname":"h1","id":"a111","short_id":"a111"}]}]"#;
+        let hosts: Vec<String> = parse_grouped_snapshots(grouped).unwrap().into_iter().map(|s| s.hostname).collect();
+        assert_eq!(hosts, ["h2", "h1"]);
+        let flat = r#"[{"time":"2026-11-29T04:26:08Z","paths":["/data"],"hostname":"h2","id":"b545"}]"#;
+        assert_eq!(parse_grouped_snapshots(flat).unwrap()[0].id, "b545");
+        assert!(parse_grouped_snapshots("Fatal: nope").unwrap().is_empty());
     }
 }

@@ -237,8 +237,9 @@ fn thirty_invalid_configs_each_get_a_clear_answer() {
             Operator,
             "/spec/env",
             serde_json::json!([{"name": "RESTIC_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "restic-{namespace}", "key": "p"}}}]),
-            "every namespace shares this repository",
+            "its target has no {namespace}",
         ),
+        (Operator, "/spec/repositories/0/target", "s3:http://minio:9000/{pvc}".into(), "a per-PVC target needs {namespace} too"),
     ];
     assert!(cases.len() >= 30);
     let tried = cases.len();

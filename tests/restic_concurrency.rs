@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A directory with a stand-in restic that logs "start"/"end" and lists two hosts' snapshots.
+/// A directory with a stand-in restic that logs "start"/"end" and lists two hosts' snapshots,
+/// grouped as `snapshots --json --group-by host,paths` prints them.
 fn stand_in(name: &str) -> (PathBuf, PathBuf) {
     let dir = std::env::temp_dir().join(format!("datarestor-concurrency-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -22,7 +23,7 @@ echo start >>"$STAND_IN_LOG"
 sleep 0.3
 echo end >>"$STAND_IN_LOG"
 if [ -n "$STAND_IN_FAIL" ]; then echo "Fatal: unable to open repository" >&2; exit 1; fi
-echo '[{"id":"aa11","short_id":"aa11","time":"2026-01-01T00:00:00Z","hostname":"shop-db","paths":["/data"]},{"id":"bb22","short_id":"bb22","time":"2026-01-02T00:00:00Z","hostname":"blog-db","paths":["/data"]}]'
+echo '[{"group_key":{"hostname":"shop-db","paths":["/data"],"tags":null},"snapshots":[{"id":"aa11","short_id":"aa11","time":"2026-01-01T00:00:00Z","hostname":"shop-db","paths":["/data"]}]},{"group_key":{"hostname":"blog-db","paths":["/data"],"tags":null},"snapshots":[{"id":"bb22","short_id":"bb22","time":"2026-01-02T00:00:00Z","hostname":"blog-db","paths":["/data"]}]}]'
 "#,
     )
     .unwrap();

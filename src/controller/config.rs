@@ -78,8 +78,9 @@ fn plan(config: &Config) -> Result<Vec<Planned<'_>>, Vec<String>> {
     }
 }
 
-/// Placeholders DataRestor cannot fill in, and per-namespace credentials for a repository that
-/// every namespace shares (it has one password, so they would lock all but one out).
+/// Placeholders DataRestor cannot fill in; a per-PVC target that would mix namespaces; and
+/// credentials per namespace (or PVC) for a repository they would share (it has one password, so
+/// they would lock all but one out).
 fn placeholder_problems(spec: &crate::api::ConfigSpec) -> Vec<String> {
     let mut problems = Vec::new();
     let names = |env: &[k8s_openapi::api::core::v1::EnvVar]| -> Vec<String> {
@@ -99,13 +100,24 @@ fn placeholder_problems(spec: &crate::api::ConfigSpec) -> Vec<String> {
                 repository.priority
             ));
         }
-        let per_namespace_env = crate::api::env_has_placeholder(&repository.env) || crate::api::env_has_placeholder(&spec.env);
-        if per_namespace_env && !repository.is_template() {
+        let (namespace, pvc) = (crate::api::NAMESPACE_PLACEHOLDER, crate::api::PVC_PLACEHOLDER);
+        if repository.target.contains(pvc) && !repository.target.contains(namespace) {
             problems.push(format!(
-                "repository {} (priority {}): env names per-namespace Secrets or ConfigMaps, but every namespace shares this repository (put {{namespace}} in its target, or name one Secret)",
+                "repository {} (priority {}): a per-PVC target needs {namespace} too (such as .../{namespace}/{pvc}): same-named PVCs of different namespaces would share one repository",
                 repository.shown(),
                 repository.priority
             ));
+        }
+        let env_names: Vec<String> = names(&repository.env).into_iter().chain(names(&spec.env)).collect();
+        for placeholder in [namespace, pvc] {
+            if env_names.iter().any(|n| n.contains(placeholder)) && !repository.target.contains(placeholder) {
+                problems.push(format!(
+                    "repository {} (priority {}): env names Secrets or ConfigMaps per {placeholder}, but its target has no {placeholder}: every {} sharing the repository would need the same password",
+                    repository.shown(),
+                    repository.priority,
+                    placeholder.trim_matches(|c| c == '{' || c == '}')
+                ));
+            }
         }
     }
     problems.sort();
@@ -753,7 +765,7 @@ mod tests {
             serde_json::from_value(serde_json::json!({
                 "repositories": [{"target": "s3:http://s3/b/{namespace}", "priority": 1},
                                  {"target": "s3:http://s3/shared", "priority": 2},
-                                 {"target": "s3:http://s3/p/{pvc}", "priority": 3}],
+                                 {"target": "s3:http://s3/p/{namespace}-{pvc}", "priority": 3}],
                 "selectors": [{"matchLabels": {"app": "x"}}],
             }))
             .unwrap(),
@@ -768,8 +780,9 @@ mod tests {
             ("s3:http://s3/b/blog", vec!["blog-db"], 1),
             ("s3:http://s3/b/shop", vec!["shop-db", "shop-new"], 1),
             ("s3:http://s3/shared", vec!["shop-db", "shop-new", "blog-db"], 2),
-            ("s3:http://s3/p/db", vec!["shop-db", "blog-db"], 2),
-            ("s3:http://s3/p/new", vec!["shop-new"], 0),
+            ("s3:http://s3/p/blog-db", vec!["blog-db"], 1),
+            ("s3:http://s3/p/shop-db", vec!["shop-db"], 1),
+            ("s3:http://s3/p/shop-new", vec!["shop-new"], 0),
         ];
         let expected: Vec<(String, Vec<String>, usize)> =
             expected.into_iter().map(|(t, h, n)| (t.to_owned(), h.into_iter().map(str::to_owned).collect(), n)).collect();

@@ -103,7 +103,41 @@ pub async fn owners(ctx: &Context, namespace: &str, claim: &str) -> Result<Owner
             _ => owners.unmanaged.push(pod.name_any()),
         }
     }
+    // A workload that other Tasks hold at zero runs no pod on the claim now, but comes back the
+    // moment they finish: this Task joins the hold, or the app would start under its Job.
+    let held = ListParams::default().labels(&format!("{QUIESCED_LABEL}=true"));
+    for d in Api::<Deployment>::namespaced(ctx.client.clone(), namespace).list(&held).await?.items {
+        let template = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+        if template.is_some_and(|t| declares_claim(t, claim)) {
+            owners.workloads.insert(Workload { kind: "Deployment".into(), name: d.name_any() });
+        }
+    }
+    for sts in Api::<StatefulSet>::namespaced(ctx.client.clone(), namespace).list(&held).await?.items {
+        if stateful_set_declares(&sts, claim) {
+            owners.workloads.insert(Workload { kind: "StatefulSet".into(), name: sts.name_any() });
+        }
+    }
     Ok(owners)
+}
+
+/// Whether a pod template mounts `claim` by name.
+fn declares_claim(template: &k8s_openapi::api::core::v1::PodSpec, claim: &str) -> bool {
+    template
+        .volumes
+        .as_ref()
+        .is_some_and(|volumes| volumes.iter().any(|v| v.persistent_volume_claim.as_ref().is_some_and(|c| c.claim_name == claim)))
+}
+
+/// Whether a StatefulSet's pods mount `claim`: by name, or as one of its volumeClaimTemplates'
+/// claims (`{template}-{statefulset}-{ordinal}`).
+fn stateful_set_declares(sts: &StatefulSet, claim: &str) -> bool {
+    let Some(spec) = sts.spec.as_ref() else { return false };
+    let name = sts.name_any();
+    let from_template = spec.volume_claim_templates.iter().flatten().any(|t| {
+        let prefix = format!("{}-{name}-", t.metadata.name.as_deref().unwrap_or_default());
+        claim.strip_prefix(&prefix).is_some_and(|ordinal| !ordinal.is_empty() && ordinal.bytes().all(|b| b.is_ascii_digit()))
+    });
+    from_template || spec.template.spec.as_ref().is_some_and(|t| declares_claim(t, claim))
 }
 
 fn holders(annotations: &BTreeMap<String, String>) -> BTreeSet<String> {
@@ -303,4 +337,28 @@ pub fn holder(task: &Task) -> String {
 /// Whether a phase means the Task may still hold workloads down.
 pub fn may_hold(phase: TaskPhase) -> bool {
     matches!(phase, TaskPhase::ScalingDown | TaskPhase::Running | TaskPhase::ScalingUp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stateful_set_declares_its_template_claims_and_named_ones() {
+        let sts: StatefulSet = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "db"},
+            "spec": {
+                "selector": {}, "serviceName": "db",
+                "template": {"spec": {"containers": [], "volumes": [{"name": "shared", "persistentVolumeClaim": {"claimName": "shared-data"}}]}},
+                "volumeClaimTemplates": [{"metadata": {"name": "data"}}]
+            }
+        }))
+        .unwrap();
+        for claim in ["data-db-0", "data-db-12", "shared-data"] {
+            assert!(stateful_set_declares(&sts, claim), "{claim}");
+        }
+        for claim in ["data-db-", "data-db-x", "data-dbx-0", "data-other-0", "web-data"] {
+            assert!(!stateful_set_declares(&sts, claim), "{claim}");
+        }
+    }
 }

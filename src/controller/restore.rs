@@ -254,8 +254,10 @@ pub async fn reconcile_auto(pvc: &PersistentVolumeClaim, config: Option<&Config>
             let repositories = config.spec.repositories_by_priority();
             // Its newest snapshot, as known after the PVC appeared: a DR's thousands of new PVCs
             // share a few listings per repository instead of each starting its own.
+            // A retry lists afresh: what the failed attempt chose may be gone since.
             let created = pvc.metadata.creation_timestamp.as_ref().map_or_else(Timestamp::now, |t| t.0);
-            let listings = listings(ctx, config, &repositories, &host, Some(created)).await?;
+            let since = if attempts(pvc) > 0 { Timestamp::now() } else { created };
+            let listings = listings(ctx, config, &repositories, &host, Some(since)).await?;
             match restore::find_avoiding(listings, &host, &SnapshotRef::Latest, &failed_in(pvc)) {
                 Found::Snapshot { repository, snapshot } => {
                     let attempt = attempts(pvc) + 1;
