@@ -17,7 +17,7 @@ unit:
 	@bash e2e/stage.sh unit $(CARGO) nextest run --workspace --no-fail-fast
 
 ## The fuzz targets (annotation grammar, schedules), each for FUZZ_SECONDS (nightly + cargo-fuzz).
-FUZZ_SECONDS ?= 60
+FUZZ_SECONDS ?= 30
 fuzz:
 	@bash e2e/stage.sh fuzz bash fuzz/run.sh $(FUZZ_SECONDS)
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # fuzz/run.sh [SECONDS]: builds the fuzz targets (nightly toolchain, cargo-fuzz) and runs each for
-# SECONDS (default 60), printing how many inputs it tried. A crash fails the run; libFuzzer saves
-# the input under fuzz/artifacts/TARGET/ and `cargo +nightly fuzz run TARGET FILE` replays it.
+# SECONDS (default 60; `make test` gives 30), printing how many inputs it tried. A crash fails the
+# run; libFuzzer saves the input under fuzz/artifacts/TARGET/ and `cargo +nightly fuzz run TARGET
+# FILE` replays it.
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-60}"
