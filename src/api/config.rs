@@ -211,9 +211,15 @@ fn expand_env(env: &[EnvVar], namespace: &str, pvc: &str) -> Vec<EnvVar> {
     env
 }
 
-/// Whether any entry of `env` refers to a Secret or ConfigMap by a per-namespace (or per-PVC) name.
-pub fn env_has_placeholder(env: &[EnvVar]) -> bool {
-    env.iter().cloned().any(|mut var| reference_names(&mut var).any(|name| has_placeholder(name)))
+/// The names of the Secrets and ConfigMaps `env` refers to.
+pub fn referenced_names(env: &[EnvVar]) -> Vec<&str> {
+    env.iter()
+        .filter_map(|var| var.value_from.as_ref())
+        .flat_map(|from| {
+            let secret = from.secret_key_ref.as_ref().map(|s| s.name.as_str());
+            secret.into_iter().chain(from.config_map_key_ref.as_ref().map(|c| c.name.as_str()))
+        })
+        .collect()
 }
 
 impl Repository {
@@ -514,7 +520,8 @@ mod tests {
         assert_eq!(own[0].value.as_deref(), Some("literal-{namespace}"), "values are never rewritten");
         assert_eq!(own[1].value_from.as_ref().unwrap().config_map_key_ref.as_ref().unwrap().name, "s3-shop");
         assert!(!shop.repositories.iter().any(Repository::is_template));
-        assert!(env_has_placeholder(&spec.env) && !env_has_placeholder(&shop.env));
+        let per_namespace = |env: &[EnvVar]| referenced_names(env).iter().any(|name| has_placeholder(name));
+        assert!(per_namespace(&spec.env) && !per_namespace(&shop.env));
     }
 
     #[test]

@@ -83,17 +83,11 @@ fn plan(config: &Config) -> Result<Vec<Planned<'_>>, Vec<String>> {
 /// they would lock all but one out).
 fn placeholder_problems(spec: &crate::api::ConfigSpec) -> Vec<String> {
     let mut problems = Vec::new();
-    let names = |env: &[k8s_openapi::api::core::v1::EnvVar]| -> Vec<String> {
-        env.iter()
-            .filter_map(|v| v.value_from.as_ref())
-            .flat_map(|f| {
-                f.secret_key_ref.iter().map(|s| s.name.clone()).chain(f.config_map_key_ref.iter().map(|c| c.name.clone()))
-            })
-            .collect()
-    };
     for repository in &spec.repositories {
-        let texts = std::iter::once(repository.target.clone()).chain(names(&repository.env)).chain(names(&spec.env));
-        for unknown in texts.flat_map(|t| crate::api::unknown_placeholders(&t)) {
+        let mut env_names = crate::api::referenced_names(&repository.env);
+        env_names.extend(crate::api::referenced_names(&spec.env));
+        let texts = std::iter::once(repository.target.as_str()).chain(env_names.iter().copied());
+        for unknown in texts.flat_map(crate::api::unknown_placeholders) {
             problems.push(format!(
                 "repository {} (priority {}): unknown placeholder {unknown:?} (only {{namespace}} and {{pvc}} are filled in)",
                 repository.shown(),
@@ -108,7 +102,6 @@ fn placeholder_problems(spec: &crate::api::ConfigSpec) -> Vec<String> {
                 repository.priority
             ));
         }
-        let env_names: Vec<String> = names(&repository.env).into_iter().chain(names(&spec.env)).collect();
         for placeholder in [namespace, pvc] {
             if env_names.iter().any(|n| n.contains(placeholder)) && !repository.target.contains(placeholder) {
                 problems.push(format!(
@@ -624,8 +617,7 @@ async fn answer_manual_backup(ctx: &Context, config: &Config, pvcs: &[&Persisten
             Some(repository) => repository,
             None => config.spec.repositories_by_priority()[0],
         };
-        let index = config.spec.repositories.iter().position(|r| r.priority == repository.priority).unwrap_or_default();
-        Ok((request, repository, index))
+        Ok((request, repository))
     }
     .await;
     match outcome {
@@ -639,15 +631,14 @@ async fn answer_manual_backup(ctx: &Context, config: &Config, pvcs: &[&Persisten
             )
             .await;
         }
-        Ok((request, repository, index)) => {
+        Ok((request, repository)) => {
             let mut created = 0;
             for pvc in pvcs {
                 let identity = format!("{}/{}", config.uid().unwrap_or_default(), pvc.uid().unwrap_or_default());
                 let name = naming::request_task_name("backup", &pvc.name_any(), &identity, &version, &value);
                 let backup_name = request.name().map_or_else(|| name.clone(), str::to_owned);
-                let view = config.for_pvc(&pvc.namespace().unwrap_or_default(), &pvc.name_any());
-                let instance = &view.spec.repositories[index];
-                let task = submit::backup(config, pvc, &name, instance, TaskTrigger::Manual, Some(backup_name), None);
+                let instance = repository.instance(&pvc.namespace().unwrap_or_default(), &pvc.name_any());
+                let task = submit::backup(config, pvc, &name, &instance, TaskTrigger::Manual, Some(backup_name), None);
                 created += usize::from(submit::create(ctx, &task).await?);
             }
             ctx.event(
