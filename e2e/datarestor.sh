@@ -57,6 +57,29 @@ $tail
 YAML
 }
 
+# two_repository_config FIRST SECOND NAMESPACE: the Config `backup` in backup-system with
+# repositories FIRST (priority 1) and SECOND (priority 2), selecting NAMESPACE; credentials as in
+# write_config.
+two_repository_config() {
+  kapply >/dev/null <<YAML
+apiVersion: backup.datarestor-operator.com/v1alpha1
+kind: Config
+metadata: {name: backup, namespace: backup-system}
+spec:
+  env:
+    - name: RESTIC_PASSWORD
+      valueFrom: {secretKeyRef: {name: restic-credentials, key: password}}
+    - {name: AWS_ACCESS_KEY_ID, value: "$AWS_ACCESS_KEY_ID"}
+    - name: AWS_SECRET_ACCESS_KEY
+      valueFrom: {secretKeyRef: {name: restic-credentials, key: secret-key}}
+  repositories:
+    - {target: "$1", priority: 1}
+    - {target: "$2", priority: 2}
+  selectors:
+    - matchNamespaces: [$3]
+YAML
+}
+
 # make_pvc NAMESPACE NAME [LABEL=VALUE]: a bound ReadWriteOnce claim.
 make_pvc() {
   local ns="$1" name="$2" label="${3:-}"

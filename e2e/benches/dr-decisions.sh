@@ -11,24 +11,8 @@ source "$E2E_DIR/datarestor.sh"
 install_datarestor
 count="${BENCH_PVCS:-200}"
 ns=bench
-kapply >/dev/null <<YAML
-apiVersion: backup.datarestor-operator.com/v1alpha1
-kind: Config
-metadata: {name: backup, namespace: backup-system}
-spec:
-  autoRestore: true
-  env:
-    - name: RESTIC_PASSWORD
-      valueFrom: {secretKeyRef: {name: restic-credentials, key: password}}
-    - {name: AWS_ACCESS_KEY_ID, value: "$AWS_ACCESS_KEY_ID"}
-    - name: AWS_SECRET_ACCESS_KEY
-      valueFrom: {secretKeyRef: {name: restic-credentials, key: secret-key}}
-  repositories:
-    - {target: "$REPO/one", priority: 1}
-    - {target: "$REPO/two", priority: 2}
-  selectors:
-    - matchNamespaces: [$ns]
-YAML
+# autoRestore is on by default.
+two_repository_config "$REPO/one" "$REPO/two" "$ns"
 
 log "writing $((count / 2)) snapshots into repository 1 (hosts $ns-pvc-N, path /data)"
 data="$SCENARIO_DIR/data"

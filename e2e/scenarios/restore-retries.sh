@@ -14,23 +14,7 @@ FIRST="s3:http://$S3_HOST:$FIRST_PORT/first"
 SECOND="s3:http://$S3_HOST:$SECOND_PORT/second"
 REPO="$SECOND"
 
-kapply >/dev/null <<YAML
-apiVersion: backup.datarestor-operator.com/v1alpha1
-kind: Config
-metadata: {name: backup, namespace: backup-system}
-spec:
-  env:
-    - name: RESTIC_PASSWORD
-      valueFrom: {secretKeyRef: {name: restic-credentials, key: password}}
-    - {name: AWS_ACCESS_KEY_ID, value: "$AWS_ACCESS_KEY_ID"}
-    - name: AWS_SECRET_ACCESS_KEY
-      valueFrom: {secretKeyRef: {name: restic-credentials, key: secret-key}}
-  repositories:
-    - {target: "$FIRST", priority: 1}
-    - {target: "$SECOND", priority: 2}
-  selectors:
-    - matchNamespaces: [shop]
-YAML
+two_repository_config "$FIRST" "$SECOND" shop
 RESTIC_TIMEOUT=10 start_datarestor
 wait_config_ready
 make_pvc shop data
