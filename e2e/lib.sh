@@ -128,8 +128,17 @@ sim_close_watches() { curl -fsS -X POST "$KUBE_SIM_URL/sim/close-watches" >/dev/
 # start_operator [ARGS...]: run `datarestor-operator run ARGS` in the background, logging to
 # $SCENARIO_DIR/operator.log.
 start_operator() {
-  "$OPERATOR_BIN" run "$@" >>"$SCENARIO_DIR/operator.log" 2>&1 &
+  local port
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  echo "$port" >"$SCENARIO_DIR/metrics.port"
+  "$OPERATOR_BIN" run --metrics-listen "127.0.0.1:$port" "$@" >>"$SCENARIO_DIR/operator.log" 2>&1 &
   echo $! >"$SCENARIO_DIR/operator.pid"
+}
+
+# operator_http PATH: GET PATH (/metrics, /healthz, /readyz) from the running operator; fails on
+# any status but 200.
+operator_http() {
+  curl -fsS "http://127.0.0.1:$(cat "$SCENARIO_DIR/metrics.port")$1"
 }
 
 # stop_operator [SIGNAL]: default TERM (graceful); KILL simulates a crash.

@@ -75,6 +75,15 @@ stop_operator() {
   wait_for 60 "the operator pod to go" bash -c "[ -z \"\$(kubectl get pods -n $OPERATOR_NAMESPACE -l $OPERATOR_SELECTOR -o name)\" ]"
 }
 
+# operator_http PATH: GET PATH (/metrics, /healthz, /readyz) from the operator pod's metrics port,
+# through the API server's pod proxy; fails on any status but 200.
+operator_http() {
+  local pod
+  pod="$(operator_pod)"
+  [ -n "$pod" ] || { echo "no operator pod runs" >&2; return 1; }
+  kubectl get --raw "/api/v1/namespaces/$OPERATOR_NAMESPACE/pods/$pod:8080/proxy$1"
+}
+
 # operator_running: its pod runs and never restarted (a crash shows as a restart).
 operator_running() {
   local pod

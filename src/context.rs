@@ -39,6 +39,8 @@ pub struct Context {
     pub starting: tokio::sync::Mutex<BTreeSet<(String, String)>>,
     /// Each repository's newest snapshots per host, shared by every new PVC's decision.
     pub listings: crate::repository::ListingCache,
+    pub metrics: crate::metrics::Metrics,
+    pub readiness: crate::health::Readiness,
 }
 
 impl Context {
@@ -49,14 +51,17 @@ impl Context {
         configs: Store<DeserializeGuard<Config>>,
     ) -> Self {
         let reporter = Reporter { controller: "datarestor-operator".into(), instance: std::env::var("POD_NAME").ok() };
+        let metrics = crate::metrics::Metrics::new();
         Self {
+            listings: crate::repository::ListingCache::observed_by(metrics.snapshot_listing()),
+            metrics,
+            readiness: Default::default(),
             recorder: Recorder::new(client.clone(), reporter),
             client,
             settings,
             tasks,
             configs,
             starting: Default::default(),
-            listings: Default::default(),
         }
     }
 

@@ -51,6 +51,10 @@ enum Command {
         /// Serve the restore-gate admission webhook (HTTPS) on this address, e.g. 0.0.0.0:9443.
         #[arg(long, env = "DATARESTOR_WEBHOOK_LISTEN")]
         webhook_listen: Option<std::net::SocketAddr>,
+        /// Serve /metrics (Prometheus), /healthz and /readyz over plain HTTP on this address;
+        /// `off` serves nothing.
+        #[arg(long, default_value = "0.0.0.0:8080", value_parser = parse_listen, env = "DATARESTOR_METRICS_LISTEN")]
+        metrics_listen: Listen,
         /// How the API server reaches the webhook: a URL (https://host:port) ...
         #[arg(long, env = "DATARESTOR_WEBHOOK_URL", conflicts_with = "webhook_service")]
         webhook_url: Option<String>,
@@ -78,6 +82,17 @@ enum Command {
     Version,
 }
 
+/// A listening address, or none (`off`).
+#[derive(Clone, Copy, Debug)]
+struct Listen(Option<std::net::SocketAddr>);
+
+fn parse_listen(value: &str) -> Result<Listen, String> {
+    if value == "off" {
+        return Ok(Listen(None));
+    }
+    value.parse().map(|addr| Listen(Some(addr))).map_err(|e| format!("{e}: expected an address like 0.0.0.0:8080, or off"))
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
@@ -101,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
             job_start_timeout_seconds,
             cluster_wide_namespaces,
             webhook_listen,
+            metrics_listen,
             webhook_url,
             webhook_service,
         } => {
@@ -132,7 +148,12 @@ async fn main() -> anyhow::Result<()> {
                 (None, None) => None,
                 _ => anyhow::bail!("--webhook-listen needs --webhook-url or --webhook-service, and the other way round"),
             };
-            datarestor_operator::operator::run(settings, Duration::from_secs(crd_timeout_seconds), webhook).await?;
+            let run = datarestor_operator::operator::run(settings, Duration::from_secs(crd_timeout_seconds), webhook, metrics_listen.0);
+            if let Err(error) = run.await {
+                // In the chosen log format, so a JSON log pipeline sees why the pod stopped.
+                tracing::error!(%error, "datarestor-operator cannot start");
+                std::process::exit(1);
+            }
         }
         Command::Crd { output_dir } if output_dir.is_empty() => print!("{}", datarestor_operator::crdgen::all_yaml()),
         Command::Crd { output_dir } => {

@@ -25,6 +25,12 @@ pub enum StartError {
     Client(#[source] kube::Error),
     #[error("restore-gate webhook: {0}")]
     Webhook(#[source] crate::webhook::WebhookError),
+    #[error("cannot serve metrics and health on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the {resource} CRD is not installed or not served: {source}; apply config/crd/bases or the Helm chart first")]
     MissingCrd {
         resource: &'static str,
@@ -57,6 +63,7 @@ pub async fn run(
     settings: Settings,
     crd_timeout: Duration,
     webhook: Option<(std::net::SocketAddr, Endpoint)>,
+    metrics_listen: Option<std::net::SocketAddr>,
 ) -> Result<(), StartError> {
     let client = Client::try_default().await.map_err(StartError::Client)?;
     wait_for_crds(&client, crd_timeout).await?;
@@ -84,6 +91,7 @@ pub async fn run(
     // re-examines the PVCs it selects.
     let pvcs = Controller::new(Api::<PersistentVolumeClaim>::all(client.clone()), watcher::Config::default());
     let pvc_store = pvcs.store();
+    let pvc_ready = pvcs.store();
     let cluster_wide = ctx.settings.cluster_wide.clone();
     let pvcs = pvcs
         .watches(Api::<DeserializeGuard<Config>>::all(client.clone()), watcher::Config::default(), move |guard| {
@@ -109,9 +117,22 @@ pub async fn run(
         })
         .graceful_shutdown_on(shutdown.clone());
 
+    if let Some(addr) = metrics_listen {
+        crate::health::serve(ctx.clone(), pvc_ready.clone(), addr).await.map_err(|source| StartError::Metrics { addr, source })?;
+    }
     if let Some((listen, endpoint)) = webhook {
         crate::webhook::start(ctx.clone(), listen, endpoint).await.map_err(StartError::Webhook)?;
     }
+    ctx.readiness.gate_published();
+    let synced = ctx.clone();
+    tokio::spawn(async move {
+        let (tasks, configs) = (synced.tasks.clone(), synced.configs.clone());
+        let filled = tokio::join!(tasks.wait_until_ready(), configs.wait_until_ready(), pvc_ready.wait_until_ready());
+        if let (Ok(()), Ok(()), Ok(())) = filled {
+            synced.readiness.caches_synced();
+            tracing::info!("caches filled: ready");
+        }
+    });
 
     // Workloads left scaled down by a crash, a deleted Task or anything else come back.
     let janitor = ctx.clone();
@@ -125,18 +146,22 @@ pub async fn run(
     });
     tracing::info!("datarestor-operator started");
     tokio::join!(
-        tasks.run(controller::task::reconcile, controller::task::error_policy, ctx.clone()).for_each(|r| log_result("task", r)),
+        tasks
+            .run(controller::task::reconcile, controller::task::error_policy, ctx.clone())
+            .for_each(|r| log_result(&ctx, "task", r)),
         configs
             .run(controller::config::reconcile, controller::config::error_policy, ctx.clone())
-            .for_each(|r| log_result("config", r)),
-        pvcs.run(controller::pvc::reconcile, controller::pvc::error_policy, ctx.clone()).for_each(|r| log_result("pvc", r)),
+            .for_each(|r| log_result(&ctx, "config", r)),
+        pvcs.run(controller::pvc::reconcile, controller::pvc::error_policy, ctx.clone())
+            .for_each(|r| log_result(&ctx, "pvc", r)),
     );
     tracing::info!("datarestor-operator stopped");
     Ok(())
 }
 
-/// Reconcile errors are already logged by the error policies; this only keeps the stream moving.
-async fn log_result<T, E: std::fmt::Display>(controller: &'static str, result: Result<T, E>) {
+/// Counts each reconcile; errors are already logged and counted by the error policies.
+async fn log_result<T, E: std::fmt::Display>(ctx: &Context, controller: &'static str, result: Result<T, E>) {
+    ctx.metrics.reconciled(controller);
     if let Err(error) = result {
         tracing::debug!(controller, %error, "reconcile error");
     }

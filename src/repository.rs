@@ -24,6 +24,7 @@ pub struct ResticRunner {
     processes: Arc<Semaphore>,
     max_processes: usize,
     running: Arc<AtomicUsize>,
+    waiting: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
 }
 
@@ -46,6 +47,7 @@ impl ResticRunner {
             processes: Arc::new(Semaphore::new(max_processes)),
             max_processes,
             running: Arc::default(),
+            waiting: Arc::default(),
             peak: Arc::default(),
         }
     }
@@ -55,6 +57,16 @@ impl ResticRunner {
         self.peak.load(Ordering::Relaxed)
     }
 
+    /// restic processes running now.
+    pub fn running_processes(&self) -> usize {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    /// Calls waiting for a free process slot now.
+    pub fn waiting_calls(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
     /// The limit on restic processes at once.
     pub fn max_processes(&self) -> usize {
         self.max_processes
@@ -62,11 +74,14 @@ impl ResticRunner {
 
     /// Runs one restic command and returns its standard output, waiting for a free process slot.
     pub async fn run(&self, repository: &str, env: &ResolvedEnv, command: &Command<'_>) -> Result<String, ResticError> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let waiting = Running(&self.waiting);
         let _permit = self
             .processes
             .acquire()
             .await
             .map_err(|_| ResticError { failure: Failure::Other, message: "the operator is shutting down".into() })?;
+        drop(waiting);
         let now = self.running.fetch_add(1, Ordering::Relaxed) + 1;
         self.peak.fetch_max(now, Ordering::Relaxed);
         let _running = Running(&self.running);
@@ -136,7 +151,8 @@ impl ResticRunner {
     }
 }
 
-/// Counts a restic process as running until dropped (also when its caller is cancelled).
+/// Counts a restic process as running (or a call as waiting) until dropped, also when its caller
+/// is cancelled.
 struct Running<'a>(&'a AtomicUsize);
 
 impl Drop for Running<'_> {
@@ -176,9 +192,16 @@ pub struct ListingCache {
     repositories: Mutex<HashMap<String, ListingSlot>>,
     /// Each repository's last finished listing, readable while the next one runs.
     finished: Mutex<HashMap<String, Arc<LatestListing>>>,
+    /// Where each listing's duration is recorded (the metrics' histogram).
+    took: Option<prometheus_client::metrics::histogram::Histogram>,
 }
 
 impl ListingCache {
+    /// A cache that records how long each listing took in `took`.
+    pub fn observed_by(took: prometheus_client::metrics::histogram::Histogram) -> Self {
+        Self { took: Some(took), ..Self::default() }
+    }
+
     /// The last listing of a repository, however old (or `None`), without listing it.
     pub fn last(&self, key: &str) -> Option<Arc<LatestListing>> {
         self.finished.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
@@ -216,6 +239,9 @@ impl ListingCache {
         };
         let finished = Timestamp::now();
         let took = finished.duration_since(started).as_secs_f64();
+        if let Some(histogram) = &self.took {
+            histogram.observe(took);
+        }
         match &result {
             Ok(hosts) => {
                 tracing::info!(repository = %restic::redact_target(repository), hosts = hosts.len(), took, "listed the newest snapshots")

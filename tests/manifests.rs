@@ -55,3 +55,131 @@ fn helm_chart_rbac_matches_kustomize_rbac() {
     assert!(kustomize.as_sequence().is_some_and(|r| r.len() > 5));
     assert_eq!(rules("charts/datarestor-operator/templates/clusterrole.yaml"), kustomize);
 }
+
+/// The real helm (`e2e/cluster/install-helm.sh` fetches it once and prints its path).
+fn helm() -> String {
+    let output = Command::new("bash").arg("e2e/cluster/install-helm.sh").current_dir(root()).output().expect("bash");
+    assert!(output.status.success(), "helm is required: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+fn helm_template(values: &[&str]) -> Vec<serde_yaml::Value> {
+    let mut args = vec!["template", "datarestor", "charts/datarestor-operator", "--namespace", "backup-ops"];
+    for value in values {
+        args.extend(["--set", value]);
+    }
+    let output = Command::new(helm()).args(&args).current_dir(root()).output().unwrap();
+    assert!(output.status.success(), "helm template {values:?}: {}", String::from_utf8_lossy(&output.stderr));
+    serde_yaml::Deserializer::from_str(&String::from_utf8(output.stdout).unwrap())
+        .map(|d| serde_yaml::Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+#[test]
+fn helm_chart_alerts_use_only_metrics_the_operator_serves() {
+    let objects = helm_template(&["metrics.prometheusRule.enabled=true", "metrics.serviceMonitor.enabled=true"]);
+    let rule = objects.iter().find(|o| o["kind"] == "PrometheusRule").expect("a PrometheusRule");
+    let monitor = objects.iter().find(|o| o["kind"] == "ServiceMonitor").expect("a ServiceMonitor");
+    let service = objects.iter().find(|o| o["kind"] == "Service").unwrap();
+    let port = monitor["spec"]["endpoints"][0]["port"].as_str().unwrap();
+    assert!(
+        service["spec"]["ports"].as_sequence().unwrap().iter().any(|p| p["name"] == port),
+        "the ServiceMonitor scrapes port {port}, which the Service does not name"
+    );
+
+    // Every family the operator serves (a family shows once it has a sample), as `# TYPE` names it.
+    let rendered = futures::executor::block_on(serving_every_family().render(|_| {}));
+    let families: Vec<&str> = rendered.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+    assert!(families.len() > 10, "{rendered}");
+    let served = |name: &str| {
+        families.iter().any(|f| {
+            name == *f || ["_total", "_bucket", "_count", "_sum"].iter().any(|suffix| name.strip_suffix(suffix) == Some(f))
+        })
+    };
+    let word = regex::Regex::new(r"datarestor_[a-z_]+").unwrap();
+    let rules = rule["spec"]["groups"][0]["rules"].as_sequence().unwrap();
+    assert!(rules.len() >= 5);
+    for alert in rules {
+        let expr = alert["expr"].as_str().unwrap();
+        for name in word.find_iter(expr).map(|m| m.as_str()) {
+            assert!(served(name), "alert {:?} uses {name}, which the operator does not serve", alert["alert"]);
+        }
+    }
+}
+
+#[test]
+fn helm_chart_probes_and_scrapes_the_metrics_port() {
+    let objects = helm_template(&["metrics.port=9090"]);
+    assert!(!objects.iter().any(|o| o["kind"] == "PrometheusRule" || o["kind"] == "ServiceMonitor"), "off by default");
+    let deployment = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<&str> = container["args"].as_sequence().unwrap().iter().filter_map(|a| a.as_str()).collect();
+    assert!(args.contains(&"--metrics-listen=0.0.0.0:9090"), "{args:?}");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    let ports = container["ports"].as_sequence().unwrap();
+    assert!(ports.iter().any(|p| p["name"] == "http-metrics" && p["containerPort"] == 9090));
+
+    // A duration the alerts cannot use is refused at install time, not turned into a wrong alert.
+    let output = Command::new(helm())
+        .args(["template", "x", "charts/datarestor-operator", "--set", "metrics.prometheusRule.enabled=true"])
+        .args(["--set", "metrics.prometheusRule.backupGrace=soon"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a duration"), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// Metrics with a sample in every family: after a backup, a failed reconcile, a running Task that
+/// holds a workload down and a PVC waiting for its restore.
+fn serving_every_family() -> datarestor_operator::metrics::Metrics {
+    use datarestor_operator::api::{ClusterWide, Config, Task, TaskPhase};
+    use datarestor_operator::metrics::{ClusterView, Metrics};
+    let metrics = Metrics::new();
+    let config: Config = serde_json::from_value(serde_json::json!({
+        "apiVersion": "backup.datarestor-operator.com/v1alpha1", "kind": "Config",
+        "metadata": {"name": "backup", "namespace": "backup-system"},
+        "spec": {"repositories": [{"target": "s3:http://s3/a", "priority": 1}], "selectors": [{"matchNamespaces": ["shop"]}]},
+        "status": {"repositories": [{"target": "s3:http://s3/a", "priority": 1, "ready": true}]},
+    }))
+    .unwrap();
+    let pvc = |name: &str, annotations: serde_json::Value| -> k8s_openapi::api::core::v1::PersistentVolumeClaim {
+        serde_json::from_value(serde_json::json!({"metadata": {
+            "name": name, "namespace": "shop", "creationTimestamp": "2026-11-01T00:00:00Z", "annotations": annotations,
+        }}))
+        .unwrap()
+    };
+    let pvcs = [pvc("data", serde_json::json!({})), pvc("new", serde_json::json!({"backup.datarestor-operator.com/restore-state": "Pending"}))];
+    let task = |phase: &str, extra: serde_json::Value| -> Task {
+        let mut status = serde_json::json!({"phase": phase, "repository": "s3:http://s3/a", "startTime": "2026-11-20T02:00:00Z"});
+        status.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "backup.datarestor-operator.com/v1alpha1", "kind": "Task",
+            "metadata": {"name": format!("data-{phase}"), "namespace": "shop"},
+            "spec": {"type": "backup", "trigger": "scheduled", "pvcName": "data", "host": "h",
+                     "configRef": {"name": "backup", "namespace": "backup-system"}},
+            "status": status,
+        }))
+        .unwrap()
+    };
+    let done = task("Completed", serde_json::json!({"completionTime": "2026-11-20T02:01:00Z", "bytesProcessed": 10, "bytesAdded": 5}));
+    let running = task("Running", serde_json::json!({"quiescedWorkloads": ["Deployment/web"]}));
+    metrics.reconciled("task");
+    metrics.reconcile_failed("task", "KubernetesApi");
+    metrics.task_finished(&done.spec, TaskPhase::Completed, Some("2026-11-20T02:00:00Z".parse().unwrap()), jiff::Timestamp::now());
+    metrics.backup_stored(10, 5);
+    metrics.set_leader(true);
+    metrics.snapshot_listing().observe(0.2);
+    let cluster_wide = ClusterWide(vec!["backup-system".into()]);
+    let view = ClusterView {
+        configs: &[&config],
+        pvcs: &[&pvcs[0], &pvcs[1]],
+        tasks: &[&done, &running],
+        cluster_wide: &cluster_wide,
+        now: jiff::Timestamp::now(),
+    };
+    futures::executor::block_on(metrics.render(|m| m.observe(&view)));
+    metrics
+}

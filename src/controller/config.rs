@@ -713,8 +713,8 @@ async fn patch_status(api: &Api<Config>, config: &Config, status: &ConfigStatus)
     Ok(())
 }
 
-pub fn error_policy(_: Arc<DeserializeGuard<Config>>, error: &Error, _: Arc<Context>) -> Action {
-    retry_soon(error)
+pub fn error_policy(_: Arc<DeserializeGuard<Config>>, error: &Error, ctx: Arc<Context>) -> Action {
+    retry_soon(&ctx, "config", error)
 }
 
 #[cfg(test)]

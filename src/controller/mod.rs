@@ -37,7 +37,8 @@ impl Error {
 
 /// Transient failures are retried soon; nothing here is permanent (invalid specs are answered in
 /// status and wait for a change instead of erroring).
-pub fn retry_soon(error: &Error) -> Action {
-    tracing::warn!(category = error.category(), %error, "reconcile failed; retrying");
+pub fn retry_soon(ctx: &crate::context::Context, controller: &'static str, error: &Error) -> Action {
+    tracing::warn!(controller, category = error.category(), %error, "reconcile failed; retrying");
+    ctx.metrics.reconcile_failed(controller, error.category());
     Action::requeue(Duration::from_secs(5))
 }

@@ -90,6 +90,6 @@ async fn serve_backup_request(
     Ok(Ok(format!("backup {backup_name:?} to {} requested as Task {name}", repository.shown())))
 }
 
-pub fn error_policy(_: Arc<PersistentVolumeClaim>, error: &Error, _: Arc<Context>) -> Action {
-    retry_soon(error)
+pub fn error_policy(_: Arc<PersistentVolumeClaim>, error: &Error, ctx: Arc<Context>) -> Action {
+    retry_soon(&ctx, "pvc", error)
 }

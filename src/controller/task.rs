@@ -724,6 +724,10 @@ async fn finish(
         now,
     );
     patch_status(task, ctx, &status).await?;
+    ctx.metrics.task_finished(&task.spec, phase, status.start_time.as_ref().map(|t| t.0), now);
+    if let (TaskPhase::Completed, Some(processed), Some(added)) = (phase, status.bytes_processed, status.bytes_added) {
+        ctx.metrics.backup_stored(processed.max(0) as u64, added.max(0) as u64);
+    }
     ctx.starting.lock().await.remove(&(namespace.clone(), task.name_any()));
 
     ctx.event(&task.object_ref(&()), event_type, &event_reason, kind, &summary).await;
@@ -809,8 +813,8 @@ pub fn human_duration(seconds: i64) -> String {
     }
 }
 
-pub fn error_policy(_: Arc<DeserializeGuard<Task>>, error: &Error, _: Arc<Context>) -> Action {
-    retry_soon(error)
+pub fn error_policy(_: Arc<DeserializeGuard<Task>>, error: &Error, ctx: Arc<Context>) -> Action {
+    retry_soon(&ctx, "task", error)
 }
 
 #[cfg(test)]
