@@ -97,7 +97,7 @@ impl Context {
     }
 
     async fn configs_ready(&self) {
-        if tokio::time::timeout(std::time::Duration::from_secs(10), self.configs.wait_until_ready()).await.is_err() {
+        if tokio::time::timeout(std::time::Duration::from_secs(10), filled(&self.configs)).await.is_err() {
             tracing::warn!("the Config cache is still not filled after 10s");
         }
     }
@@ -148,6 +148,17 @@ impl Context {
         }
         Ok(fetched)
     }
+}
+
+/// Returns once `store` has been filled. Asks again every 100 ms: a store wakes only the last of
+/// several tasks waiting on it at once (kube-runtime's `DelayedInit` keeps one waker), and every
+/// reconcile and the readiness check wait on these stores.
+pub async fn filled<K>(store: &Store<K>)
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    while tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready()).await.is_err() {}
 }
 
 /// Secrets and ConfigMaps read for credential resolution; `None` marks one that does not exist.

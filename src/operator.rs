@@ -127,11 +127,11 @@ pub async fn run(
     let synced = ctx.clone();
     tokio::spawn(async move {
         let (tasks, configs) = (synced.tasks.clone(), synced.configs.clone());
-        let filled = tokio::join!(tasks.wait_until_ready(), configs.wait_until_ready(), pvc_ready.wait_until_ready());
-        if let (Ok(()), Ok(()), Ok(())) = filled {
-            synced.readiness.caches_synced();
-            tracing::info!("caches filled: ready");
-        }
+        crate::context::filled(&tasks).await;
+        crate::context::filled(&configs).await;
+        crate::context::filled(&pvc_ready).await;
+        synced.readiness.caches_synced();
+        tracing::info!("caches filled: ready");
     });
 
     // Workloads left scaled down by a crash, a deleted Task or anything else come back.
