@@ -1,6 +1,8 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use datarestor_operator::context::Settings;
 use datarestor_operator::job::JobSettings;
+use datarestor_operator::leader::LeaseSettings;
+use datarestor_operator::operator::Serving;
 use datarestor_operator::repository::ResticRunner;
 use datarestor_operator::webhook::Endpoint;
 use std::time::Duration;
@@ -61,6 +63,18 @@ enum Command {
         /// ... or a Service as namespace/name:port.
         #[arg(long, env = "DATARESTOR_WEBHOOK_SERVICE")]
         webhook_service: Option<String>,
+        /// Take the webhook's serving certificate from this Secret in the operator's namespace
+        /// (made by the first replica when empty or missing), so every replica answers with the
+        /// CA the webhook configuration names. Without it each process makes its own.
+        #[arg(long, env = "DATARESTOR_WEBHOOK_CERTIFICATE_SECRET")]
+        webhook_certificate_secret: Option<String>,
+        /// Run the controllers only while holding this Lease in the operator's namespace (several
+        /// replicas: one acts, the others serve the restore gate and stand by).
+        #[arg(long, env = "DATARESTOR_LEADER_ELECTION_LEASE")]
+        leader_election_lease: Option<String>,
+        /// How long a Lease its holder stopped renewing keeps the others waiting.
+        #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=3600), env = "DATARESTOR_LEADER_ELECTION_LEASE_SECONDS")]
+        leader_election_lease_seconds: u64,
         /// How long workloads stopped for a Task may stay down while its Job cannot be created
         /// (then the Task fails and they come back).
         #[arg(long, default_value_t = 300, env = "DATARESTOR_JOB_START_TIMEOUT_SECONDS")]
@@ -119,39 +133,63 @@ async fn main() -> anyhow::Result<()> {
             metrics_listen,
             webhook_url,
             webhook_service,
+            webhook_certificate_secret,
+            leader_election_lease,
+            leader_election_lease_seconds,
         } => {
             init_tracing(log_format);
-            let settings = Settings {
-                job: JobSettings { image: restic_image, active_deadline_seconds: job_deadline_seconds, ..JobSettings::default() },
-                restic: ResticRunner::new(
-                    restic,
-                    restic_cache,
-                    Duration::from_secs(restic_timeout_seconds),
-                    usize::from(max_restic_processes),
-                ),
-                repository_check_interval: Duration::from_secs(repository_check_seconds),
-                retry_interval: Duration::from_secs(retry_seconds),
-                job_start_timeout: Duration::from_secs(job_start_timeout_seconds),
-                cluster_wide: {
-                    let mut namespaces = cluster_wide_namespaces;
-                    namespaces.extend(std::env::var("POD_NAMESPACE").ok());
-                    datarestor_operator::api::ClusterWide(namespaces)
-                },
+            // Every start-up error is logged in the chosen format, so a JSON log pipeline sees why
+            // the pod stopped.
+            let started = async {
+                let settings = Settings {
+                    job: JobSettings {
+                        image: restic_image,
+                        active_deadline_seconds: job_deadline_seconds,
+                        ..JobSettings::default()
+                    },
+                    restic: ResticRunner::new(
+                        restic,
+                        restic_cache,
+                        Duration::from_secs(restic_timeout_seconds),
+                        usize::from(max_restic_processes),
+                    ),
+                    repository_check_interval: Duration::from_secs(repository_check_seconds),
+                    retry_interval: Duration::from_secs(retry_seconds),
+                    job_start_timeout: Duration::from_secs(job_start_timeout_seconds),
+                    cluster_wide: {
+                        let mut namespaces = cluster_wide_namespaces;
+                        namespaces.extend(std::env::var("POD_NAMESPACE").ok());
+                        datarestor_operator::api::ClusterWide(namespaces)
+                    },
+                };
+                let endpoint = match (webhook_url, webhook_service) {
+                    (Some(url), _) => Some(Endpoint::Url(url)),
+                    (None, Some(service)) => Some(parse_service(&service)?),
+                    (None, None) => None,
+                };
+                let webhook = match (webhook_listen, endpoint) {
+                    (Some(listen), Some(endpoint)) => Some((listen, endpoint)),
+                    (None, None) => None,
+                    _ => anyhow::bail!("--webhook-listen needs --webhook-url or --webhook-service, and the other way round"),
+                };
+                let namespace = std::env::var("POD_NAMESPACE").ok();
+                let leader_election = match (leader_election_lease, namespace) {
+                    (None, _) => None,
+                    (Some(name), Some(namespace)) => Some(LeaseSettings {
+                        name,
+                        namespace,
+                        // Unique per process even outside a pod, so two local replicas never share one.
+                        identity: std::env::var("POD_NAME").unwrap_or_else(|_| format!("pid-{}", std::process::id())),
+                        duration: Duration::from_secs(leader_election_lease_seconds),
+                    }),
+                    (Some(_), None) => anyhow::bail!("--leader-election-lease needs POD_NAMESPACE (the Lease's namespace)"),
+                };
+                let serving = Serving { webhook, webhook_certificate_secret, metrics_listen: metrics_listen.0, leader_election };
+                datarestor_operator::operator::run(settings, Duration::from_secs(crd_timeout_seconds), serving).await?;
+                anyhow::Ok(())
             };
-            let endpoint = match (webhook_url, webhook_service) {
-                (Some(url), _) => Some(Endpoint::Url(url)),
-                (None, Some(service)) => Some(parse_service(&service)?),
-                (None, None) => None,
-            };
-            let webhook = match (webhook_listen, endpoint) {
-                (Some(listen), Some(endpoint)) => Some((listen, endpoint)),
-                (None, None) => None,
-                _ => anyhow::bail!("--webhook-listen needs --webhook-url or --webhook-service, and the other way round"),
-            };
-            let run = datarestor_operator::operator::run(settings, Duration::from_secs(crd_timeout_seconds), webhook, metrics_listen.0);
-            if let Err(error) = run.await {
-                // In the chosen log format, so a JSON log pipeline sees why the pod stopped.
-                tracing::error!(%error, "datarestor-operator cannot start");
+            if let Err(error) = started.await {
+                tracing::error!(error = format!("{error:#}"), "datarestor-operator cannot start");
                 std::process::exit(1);
             }
         }

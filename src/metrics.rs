@@ -112,11 +112,7 @@ impl Metrics {
         };
         let r = &mut m.registry;
         r.register("reconciles", "Reconciles, by controller", m.reconciles.clone());
-        r.register(
-            "reconcile_errors",
-            "Failed reconciles, by controller and error category",
-            m.reconcile_errors.clone(),
-        );
+        r.register("reconcile_errors", "Failed reconciles, by controller and error category", m.reconcile_errors.clone());
         r.register("tasks_finished", "Tasks that finished, by type, trigger and result", m.tasks_finished.clone());
         r.register_with_unit(
             "task_duration",
@@ -430,12 +426,16 @@ mod tests {
         ];
         let tasks: Vec<&Task> = tasks.iter().collect();
         let cluster_wide = ClusterWide(vec!["backup-system".into()]);
-        let view = ClusterView { configs: &configs, pvcs: &pvcs, tasks: &tasks, cluster_wide: &cluster_wide, now: Timestamp::now() };
+        let view =
+            ClusterView { configs: &configs, pvcs: &pvcs, tasks: &tasks, cluster_wide: &cluster_wide, now: Timestamp::now() };
         let text = metrics.render(|m| m.observe(&view)).await;
 
         let at = |s: &str| s.parse::<Timestamp>().unwrap().as_second() as f64;
         let data = r#"{namespace="shop",pvc="data"}"#;
-        assert_eq!(value(&text, &format!("datarestor_pvc_last_backup_timestamp_seconds{data}")), Some(at("2026-11-21T03:01:00Z")));
+        assert_eq!(
+            value(&text, &format!("datarestor_pvc_last_backup_timestamp_seconds{data}")),
+            Some(at("2026-11-21T03:01:00Z"))
+        );
         assert_eq!(value(&text, &format!("datarestor_pvc_last_backup_size_bytes{data}")), Some(150.0));
         // Behind most in the first repository: its next 02:00 after the 21st's backup.
         assert_eq!(value(&text, &format!("datarestor_pvc_backup_due_timestamp_seconds{data}")), Some(at("2026-11-22T02:00:00Z")));
@@ -448,13 +448,17 @@ mod tests {
         assert_eq!(value(&text, "datarestor_workloads_scaled_down"), Some(1.0));
         assert_eq!(value(&text, "datarestor_workloads_scaled_down_since_timestamp_seconds"), Some(at("2026-11-22T03:00:00Z")));
         assert_eq!(
-            value(&text, r#"datarestor_repository_ready{config_namespace="backup-system",config="backup",repository="s3:http://s3/second"}"#),
+            value(
+                &text,
+                r#"datarestor_repository_ready{config_namespace="backup-system",config="backup",repository="s3:http://s3/second"}"#
+            ),
             Some(0.0)
         );
         assert!(!text.contains("s3cr3t"), "a credential in a target reached the metrics:\n{text}");
 
         // The next scrape forgets what the caches no longer hold.
-        let view = ClusterView { configs: &configs, pvcs: &pvcs[1..], tasks: &[], cluster_wide: &cluster_wide, now: Timestamp::now() };
+        let view =
+            ClusterView { configs: &configs, pvcs: &pvcs[1..], tasks: &[], cluster_wide: &cluster_wide, now: Timestamp::now() };
         let text = metrics.render(|m| m.observe(&view)).await;
         assert_eq!(value(&text, &format!("datarestor_pvc_last_backup_timestamp_seconds{data}")), None);
         assert_eq!(value(&text, "datarestor_workloads_scaled_down"), Some(0.0));
@@ -472,7 +476,10 @@ mod tests {
         metrics.task_finished(&task.spec, TaskPhase::Failed, start, now);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &metrics.registry).unwrap();
-        assert_eq!(value(&text, r#"datarestor_tasks_finished_total{type="backup",trigger="scheduled",result="failed"}"#), Some(2.0));
+        assert_eq!(
+            value(&text, r#"datarestor_tasks_finished_total{type="backup",trigger="scheduled",result="failed"}"#),
+            Some(2.0)
+        );
         assert_eq!(value(&text, r#"datarestor_task_duration_seconds_count{type="backup",result="succeeded"}"#), Some(1.0));
         assert_eq!(value(&text, r#"datarestor_task_duration_seconds_sum{type="backup",result="succeeded"}"#), Some(60.0));
     }

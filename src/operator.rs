@@ -5,6 +5,7 @@ use crate::api::{Config, Task};
 use crate::context::{Context, Settings};
 use crate::controller;
 use crate::job::{MANAGED_BY, MANAGED_BY_LABEL, TYPE_LABEL};
+use crate::leader::LeaseSettings;
 use crate::webhook::Endpoint;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
@@ -12,8 +13,8 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{Api, ListParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{self as runtime_controller, Controller};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, reflector, ObjectRef};
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,16 +59,30 @@ async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), StartEr
     }
 }
 
+/// What the process serves besides the controllers, and how it shares the work with other replicas.
+#[derive(Debug, Default)]
+pub struct Serving {
+    /// The restore gate: where it listens and how the API server reaches it.
+    pub webhook: Option<(std::net::SocketAddr, Endpoint)>,
+    /// The Secret (in the operator's namespace) every replica takes the gate's certificate from.
+    pub webhook_certificate_secret: Option<String>,
+    /// `/metrics`, `/healthz` and `/readyz`.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Run the controllers only while holding this Lease.
+    pub leader_election: Option<LeaseSettings>,
+}
+
 /// Runs the operator until SIGTERM or Ctrl-C; running reconciles finish first.
-pub async fn run(
-    settings: Settings,
-    crd_timeout: Duration,
-    webhook: Option<(std::net::SocketAddr, Endpoint)>,
-    metrics_listen: Option<std::net::SocketAddr>,
-) -> Result<(), StartError> {
+pub async fn run(settings: Settings, crd_timeout: Duration, serving: Serving) -> Result<(), StartError> {
     let client = Client::try_default().await.map_err(StartError::Client)?;
     wait_for_crds(&client, crd_timeout).await?;
     let shutdown = shutdown_signal().shared();
+
+    // The Configs as every replica sees them, leading or not: the restore gate answers from them.
+    let (config_cache, config_writer) = reflector::store::<DeserializeGuard<Config>>();
+    let config_watch = reflector(config_writer, watcher::watcher(Api::all(client.clone()), watcher::Config::default()))
+        .default_backoff()
+        .for_each(|_| futures::future::ready(()));
 
     let owned_jobs = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
     let tasks = Controller::new(Api::<DeserializeGuard<Task>>::all(client.clone()), watcher::Config::default())
@@ -79,7 +94,8 @@ pub async fn run(
         .owns(Api::<Job>::all(client.clone()), retention_jobs)
         .with_config(runtime_controller::Config::default().debounce(Duration::from_secs(1)));
     let config_store = configs.store();
-    let ctx = Arc::new(Context::new(client.clone(), settings, tasks.store(), configs.store()));
+    let ctx = Arc::new(Context::new(client.clone(), settings, tasks.store(), config_cache));
+    tokio::spawn(config_watch);
     // A PVC appearing, changing labels or going away changes what Configs select.
     let configs = configs
         .watches(Api::<PersistentVolumeClaim>::all(client.clone()), watcher::Config::default(), move |_pvc| {
@@ -117,22 +133,45 @@ pub async fn run(
         })
         .graceful_shutdown_on(shutdown.clone());
 
-    if let Some(addr) = metrics_listen {
-        crate::health::serve(ctx.clone(), pvc_ready.clone(), addr).await.map_err(|source| StartError::Metrics { addr, source })?;
+    if let Some(addr) = serving.metrics_listen {
+        crate::health::serve(ctx.clone(), pvc_ready.clone(), addr)
+            .await
+            .map_err(|source| StartError::Metrics { addr, source })?;
     }
-    if let Some((listen, endpoint)) = webhook {
-        crate::webhook::start(ctx.clone(), listen, endpoint).await.map_err(StartError::Webhook)?;
+    if let Some((listen, endpoint)) = serving.webhook {
+        crate::webhook::start(ctx.clone(), listen, endpoint, serving.webhook_certificate_secret.as_deref())
+            .await
+            .map_err(StartError::Webhook)?;
     }
     ctx.readiness.gate_published();
     let synced = ctx.clone();
     tokio::spawn(async move {
-        let (tasks, configs) = (synced.tasks.clone(), synced.configs.clone());
-        crate::context::filled(&tasks).await;
-        crate::context::filled(&configs).await;
-        crate::context::filled(&pvc_ready).await;
+        crate::context::filled(&synced.configs).await;
         synced.readiness.caches_synced();
-        tracing::info!("caches filled: ready");
+        tracing::info!("Config cache filled: the restore gate answers; ready");
     });
+
+    let leadership = match serving.leader_election {
+        Some(lease) => tokio::select! {
+            leadership = crate::leader::acquire(client.clone(), lease) => Some(leadership),
+            _ = shutdown.clone() => {
+                tracing::info!("datarestor-operator stopped while standing by");
+                return Ok(());
+            }
+        },
+        None => None,
+    };
+    ctx.metrics.set_leader(true);
+    // Other replicas may act once this one cannot renew: it stops at once, before they start.
+    if let Some(leadership) = leadership.clone() {
+        let held = ctx.clone();
+        tokio::spawn(async move {
+            let why = leadership.keep().await;
+            held.metrics.set_leader(false);
+            tracing::error!(%why, "lost the leader Lease; stopping so another replica leads");
+            std::process::exit(1);
+        });
+    }
 
     // Workloads left scaled down by a crash, a deleted Task or anything else come back.
     let janitor = ctx.clone();
@@ -152,9 +191,11 @@ pub async fn run(
         configs
             .run(controller::config::reconcile, controller::config::error_policy, ctx.clone())
             .for_each(|r| log_result(&ctx, "config", r)),
-        pvcs.run(controller::pvc::reconcile, controller::pvc::error_policy, ctx.clone())
-            .for_each(|r| log_result(&ctx, "pvc", r)),
+        pvcs.run(controller::pvc::reconcile, controller::pvc::error_policy, ctx.clone()).for_each(|r| log_result(&ctx, "pvc", r)),
     );
+    if let Some(leadership) = leadership {
+        leadership.release().await;
+    }
     tracing::info!("datarestor-operator stopped");
     Ok(())
 }

@@ -16,8 +16,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube::Api;
 use std::net::SocketAddr;
@@ -44,8 +44,12 @@ pub enum WebhookError {
     Tls(#[from] rustls::Error),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
-    #[error("cannot publish the webhook configuration: {0}")]
+    #[error("cannot publish the webhook configuration or read its certificate: {0}")]
     Kube(#[from] kube::Error),
+    #[error("the shared serving certificate: {0}")]
+    SharedCertificate(String),
+    #[error("cannot serialize: {0}")]
+    Serialize(#[from] serde_json::Error),
 }
 
 /// A self-signed certificate for the names the API server may use.
@@ -65,13 +69,68 @@ fn certificate(endpoint: &Endpoint) -> Result<rcgen::CertifiedKey, rcgen::Error>
     rcgen::generate_simple_self_signed(names)
 }
 
+/// The serving certificate and key (PEM), from the shared Secret `secret` in the operator's
+/// namespace when one is named: the first replica makes it, every other replica (and every later
+/// pod of a rolling update) uses the same, so the published caBundle fits whichever answers.
+async fn serving_certificate(ctx: &Context, endpoint: &Endpoint, secret: Option<&str>) -> Result<(String, String), WebhookError> {
+    let make = || certificate(endpoint).map(|c| (c.cert.pem(), c.key_pair.serialize_pem()));
+    let Some(name) = secret else { return Ok(make()?) };
+    let namespace =
+        std::env::var("POD_NAMESPACE").map_err(|_| WebhookError::SharedCertificate("POD_NAMESPACE is not set".into()))?;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    for _ in 0..5 {
+        let existing = secrets.get_opt(name).await?;
+        let field = |key: &str| {
+            existing
+                .as_ref()?
+                .data
+                .as_ref()?
+                .get(key)
+                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+                .filter(|v| !v.is_empty())
+        };
+        if let (Some(cert), Some(key)) = (field("tls.crt"), field("tls.key")) {
+            return Ok((cert, key));
+        }
+        let (cert, key) = make()?;
+        let data = serde_json::json!({"tls.crt": base64::engine::general_purpose::STANDARD.encode(&cert),
+                                      "tls.key": base64::engine::general_purpose::STANDARD.encode(&key)});
+        let written = match existing {
+            // The chart's (empty) Secret: filled in only if still empty, so two replicas never
+            // both write (the resourceVersion makes the second write fail and read the first's).
+            Some(mut secret) => {
+                secret.data = serde_json::from_value(data).ok();
+                secrets.replace(name, &PostParams::default(), &secret).await
+            }
+            None => {
+                let secret: Secret = serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+                    "type": "Opaque", "data": data,
+                }))?;
+                secrets.create(&PostParams::default(), &secret).await
+            }
+        };
+        match written {
+            Ok(_) => {
+                tracing::info!(secret = name, "made the webhook's serving certificate");
+                return Ok((cert, key));
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(WebhookError::SharedCertificate(format!("Secret {namespace}/{name} keeps changing while it is read")))
+}
+
 /// Starts serving and publishes the configuration; returns once both are in place.
-pub async fn start(ctx: Arc<Context>, listen: SocketAddr, endpoint: Endpoint) -> Result<(), WebhookError> {
+pub async fn start(ctx: Arc<Context>, listen: SocketAddr, endpoint: Endpoint, secret: Option<&str>) -> Result<(), WebhookError> {
+    use rustls::pki_types::pem::PemObject;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let certified = certificate(&endpoint)?;
-    let key = rustls::pki_types::PrivateKeyDer::try_from(certified.key_pair.serialize_der())
-        .map_err(|e| rustls::Error::General(e.into()))?;
-    let tls = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(vec![certified.cert.der().clone()], key)?;
+    let (cert_pem, key_pem) = serving_certificate(&ctx, &endpoint, secret).await?;
+    let unreadable = |what: &str, e: rustls::pki_types::pem::Error| WebhookError::SharedCertificate(format!("{what}: {e}"));
+    let cert = rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| unreadable("tls.crt", e))?;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| unreadable("tls.key", e))?;
+    let tls = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(vec![cert], key)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|source| WebhookError::Listen { addr: listen, source })?;
     tracing::info!(%listen, "restore-gate webhook listening");
@@ -93,7 +152,7 @@ pub async fn start(ctx: Arc<Context>, listen: SocketAddr, endpoint: Endpoint) ->
         }
     });
 
-    publish_configuration(&ctx, &endpoint, certified.cert.pem().as_bytes()).await?;
+    publish_configuration(&ctx, &endpoint, cert_pem.as_bytes()).await?;
     Ok(())
 }
 

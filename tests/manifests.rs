@@ -151,7 +151,10 @@ fn serving_every_family() -> datarestor_operator::metrics::Metrics {
         }}))
         .unwrap()
     };
-    let pvcs = [pvc("data", serde_json::json!({})), pvc("new", serde_json::json!({"backup.datarestor-operator.com/restore-state": "Pending"}))];
+    let pvcs = [
+        pvc("data", serde_json::json!({})),
+        pvc("new", serde_json::json!({"backup.datarestor-operator.com/restore-state": "Pending"})),
+    ];
     let task = |phase: &str, extra: serde_json::Value| -> Task {
         let mut status = serde_json::json!({"phase": phase, "repository": "s3:http://s3/a", "startTime": "2026-11-20T02:00:00Z"});
         status.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
@@ -164,11 +167,17 @@ fn serving_every_family() -> datarestor_operator::metrics::Metrics {
         }))
         .unwrap()
     };
-    let done = task("Completed", serde_json::json!({"completionTime": "2026-11-20T02:01:00Z", "bytesProcessed": 10, "bytesAdded": 5}));
+    let done =
+        task("Completed", serde_json::json!({"completionTime": "2026-11-20T02:01:00Z", "bytesProcessed": 10, "bytesAdded": 5}));
     let running = task("Running", serde_json::json!({"quiescedWorkloads": ["Deployment/web"]}));
     metrics.reconciled("task");
     metrics.reconcile_failed("task", "KubernetesApi");
-    metrics.task_finished(&done.spec, TaskPhase::Completed, Some("2026-11-20T02:00:00Z".parse().unwrap()), jiff::Timestamp::now());
+    metrics.task_finished(
+        &done.spec,
+        TaskPhase::Completed,
+        Some("2026-11-20T02:00:00Z".parse().unwrap()),
+        jiff::Timestamp::now(),
+    );
     metrics.backup_stored(10, 5);
     metrics.set_leader(true);
     metrics.snapshot_listing().observe(0.2);
