@@ -187,7 +187,7 @@ fi
 # cluster's objects (Secrets and the Config spec a user wrote excepted) or the operator's log;
 # otherwise 1, with what was found in $SCENARIO_DIR/credentials-scan.txt. No file: nothing to scan.
 scan_for_credentials() {
-  local values="$SCENARIO_DIR/.secret-values" dump="$SCENARIO_DIR/objects.yaml" value found=""
+  local values="$SCENARIO_DIR/.secret-values" dump="$SCENARIO_DIR/objects.yaml" value found="" log_file
   [ -s "$values" ] || return 0
   {
     # Not ConfigMaps or Secrets: users keep their own values there (configMapKeyRef sources).
@@ -199,9 +199,12 @@ scan_for_credentials() {
   while IFS= read -r value; do
     [ -n "$value" ] || continue
     if grep -qF -- "$value" "$dump"; then found="a credential value appears in cluster objects ($dump)"; fi
-    if [ -f "$SCENARIO_DIR/operator.log" ] && grep -qF -- "$value" "$SCENARIO_DIR/operator.log"; then
-      found="a credential value appears in the operator log"
-    fi
+    # Every operator process's log (a scenario may run several).
+    for log_file in "$SCENARIO_DIR"/operator*.log; do
+      if [ -f "$log_file" ] && grep -qF -- "$value" "$log_file"; then
+        found="a credential value appears in the operator log $(basename "$log_file")"
+      fi
+    done
   done <"$values"
   [ -z "$found" ] && return 0
   echo "$found" >"$SCENARIO_DIR/credentials-scan.txt"

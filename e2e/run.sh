@@ -206,6 +206,8 @@ for name in "${scenarios[@]}"; do
   secs=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$start" "$(date +%s.%N)")
   if [ $rc -eq 0 ]; then
     echo "PASS $name on $STAGE (${secs}s)"
+    # Figures a scenario measured (never asserted): printed with its result.
+    [ -s "$dir/figures.txt" ] && sed 's/^/    figure: /' "$dir/figures.txt"
     passed=$((passed + 1))
     [ "${E2E_KEEP:-0}" = 1 ] || rm -rf "$dir"
   else

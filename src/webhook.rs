@@ -98,9 +98,9 @@ async fn serving_certificate(ctx: &Context, endpoint: &Endpoint, secret: Option<
         let written = match existing {
             // The chart's (empty) Secret: filled in only if still empty, so two replicas never
             // both write (the resourceVersion makes the second write fail and read the first's).
-            Some(mut secret) => {
-                secret.data = serde_json::from_value(data).ok();
-                secrets.replace(name, &PostParams::default(), &secret).await
+            Some(secret) => {
+                let patch = serde_json::json!({"metadata": {"resourceVersion": secret.metadata.resource_version}, "data": data});
+                secrets.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await
             }
             None => {
                 let secret: Secret = serde_json::from_value(serde_json::json!({

@@ -36,6 +36,9 @@ fn kustomize_default_renders_the_whole_install() {
             "Deployment/datarestor-operator",
             "MutatingWebhookConfiguration/datarestor-restore-gate",
             "Namespace/datarestor-operator-system",
+            "Role/datarestor-operator-leader-election",
+            "RoleBinding/datarestor-operator-leader-election",
+            "Secret/datarestor-operator-webhook-tls",
             "Service/datarestor-operator",
             "ServiceAccount/datarestor-operator",
         ]
@@ -54,6 +57,11 @@ fn helm_chart_rbac_matches_kustomize_rbac() {
     let kustomize = rules("config/rbac/role.yaml");
     assert!(kustomize.as_sequence().is_some_and(|r| r.len() > 5));
     assert_eq!(rules("charts/datarestor-operator/templates/clusterrole.yaml"), kustomize);
+    // The leader-election Role (the chart's file also holds its binding, after `---`).
+    let chart_role = std::fs::read_to_string(root().join("charts/datarestor-operator/templates/role.yaml")).unwrap();
+    let chart_role: String = chart_role.split("\n---").next().unwrap().lines().filter(|l| !l.contains("{{")).map(|l| format!("{l}\n")).collect();
+    let chart_role: serde_yaml::Value = serde_yaml::from_str(&chart_role).unwrap();
+    assert_eq!(chart_role["rules"], rules("config/rbac/leader_election_role.yaml"));
 }
 
 /// The real helm (`e2e/cluster/install-helm.sh` fetches it once and prints its path).
@@ -120,6 +128,21 @@ fn helm_chart_probes_and_scrapes_the_metrics_port() {
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     let ports = container["ports"].as_sequence().unwrap();
     assert!(ports.iter().any(|p| p["name"] == "http-metrics" && p["containerPort"] == 9090));
+
+    assert!(args.contains(&"--leader-election-lease=datarestor-operator"), "{args:?}");
+    assert!(!objects.iter().any(|o| o["kind"] == "PodDisruptionBudget"), "no PDB for a single replica (it would block drains)");
+    let standbys = helm_template(&["replicas=2"]);
+    let pdb = standbys.iter().find(|o| o["kind"] == "PodDisruptionBudget").expect("a PDB with standbys");
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+
+    // Two replicas without leader election would both act: refused.
+    let output = Command::new(helm())
+        .args(["template", "x", "charts/datarestor-operator", "--set", "replicas=2", "--set", "leaderElection.enabled=false"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("needs leaderElection.enabled"));
 
     // A duration the alerts cannot use is refused at install time, not turned into a wrong alert.
     let output = Command::new(helm())
