@@ -11,8 +11,12 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 KEEP_RUNNING=1
 [ "${1:-}" = --exit ] && KEEP_RUNNING=0
 
+# What a fresh machine lacks is installed first (restic, bubblewrap, moto's S3 server), as .ci/run does.
+for tool in restic bwrap moto_server curl; do
+  command -v "$tool" >/dev/null || { bash "$ROOT/e2e/install-tools.sh" restic bubblewrap curl && break; }
+done
 for tool in kubectl restic bwrap moto_server python3 curl cargo; do
-  command -v "$tool" >/dev/null || { echo "demo: '$tool' is required (see .ci/run for how to install it)" >&2; exit 2; }
+  command -v "$tool" >/dev/null || { echo "demo: '$tool' is required and could not be installed (see .ci/run)" >&2; exit 2; }
 done
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }

@@ -16,13 +16,15 @@ operator_namespace() {
 }
 
 # helm_install ARGS...: helm upgrade --install of the chart with the image built for this run, the
-# Jobs' restic image, and `datarestor-operator run` flags ARGS.
+# Jobs' restic image, `datarestor-operator run` flags ARGS, and the values in $HELM_VALUES_EXTRA.
 helm_install() {
   local values="$SCENARIO_DIR/values.yaml" arg
   {
     echo "image: {repository: $OPERATOR_IMAGE_REPO, tag: $OPERATOR_IMAGE_TAG, pullPolicy: IfNotPresent}"
     echo "resticImage: $RESTIC_IMAGE_REF"
     echo "logFormat: text"
+    # More chart values a scenario sets (YAML lines).
+    [ -z "${HELM_VALUES_EXTRA:-}" ] || echo "$HELM_VALUES_EXTRA"
     echo "extraArgs:"
     for arg in "$@"; do echo "  - \"$arg\""; done
   } >"$values"

@@ -1,22 +1,29 @@
 //! Which finished Tasks to delete so each PVC keeps only its last N succeeded and failed ones.
+//! Completed backups are counted per repository, so a PVC's newest backup in every repository
+//! stays on record (the metrics' last-backup and due times read it) however often another
+//! repository is backed up.
 
 use crate::api::{Task, TaskPhase, TaskType};
 use std::collections::BTreeMap;
 
 /// Names of the Tasks to delete: per PVC and type, all but the newest `succeeded_limit` Completed
-/// and the newest `failed_limit` Failed Tasks. Unfinished Tasks are never chosen.
+/// (for backups: per repository) and the newest `failed_limit` Failed Tasks. Unfinished Tasks are
+/// never chosen.
 pub fn to_prune(tasks: &[Task], succeeded_limit: usize, failed_limit: usize) -> Vec<String> {
-    let mut groups: BTreeMap<(String, TaskType, bool), Vec<&Task>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, TaskType, bool, Option<String>), Vec<&Task>> = BTreeMap::new();
     for task in tasks {
         let phase = task.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
         if !phase.is_finished() {
             continue;
         }
         let succeeded = phase == TaskPhase::Completed;
-        groups.entry((task.spec.pvc_name.clone(), task.spec.type_, succeeded)).or_default().push(task);
+        let repository = (succeeded && task.spec.type_ == TaskType::Backup)
+            .then(|| task.status.as_ref().and_then(|s| s.repository.clone()))
+            .flatten();
+        groups.entry((task.spec.pvc_name.clone(), task.spec.type_, succeeded, repository)).or_default().push(task);
     }
     let mut doomed = Vec::new();
-    for ((_, _, succeeded), mut group) in groups {
+    for ((_, _, succeeded, _), mut group) in groups {
         // Newest first: by completion, then creation, then name for a stable order.
         group.sort_by_key(|t| {
             let status = t.status.as_ref();
@@ -85,5 +92,25 @@ mod tests {
         assert_eq!(to_prune(&tasks, 1, 1), ["b1", "b2", "b3", "f1", "o1"]);
         assert_eq!(to_prune(&tasks, 0, 0), ["b1", "b2", "b3", "b4", "f1", "f2", "o1", "o2", "r1"]);
         assert!(to_prune(&tasks, 10, 10).is_empty());
+    }
+
+    #[test]
+    fn the_newest_backup_in_each_repository_stays() {
+        use TaskPhase::*;
+        use TaskType::*;
+        let in_repository = |name: &str, repository: &str, minute: i64| {
+            let mut t = task(name, "data", Backup, Completed, minute);
+            t.status.as_mut().unwrap().repository = Some(repository.into());
+            t
+        };
+        // Hourly to the near repository, daily to the far one: the far one's backup is older than
+        // three near ones, and still kept.
+        let tasks = vec![
+            in_repository("far", "s3:far", 0),
+            in_repository("near1", "s3:near", 60),
+            in_repository("near2", "s3:near", 120),
+            in_repository("near3", "s3:near", 180),
+        ];
+        assert_eq!(to_prune(&tasks, 1, 1), ["near1", "near2"]);
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod annotation;
 pub mod api;
+pub mod catalog;
 pub mod context;
 pub mod controller;
 pub mod crdgen;
@@ -20,4 +21,5 @@ pub mod repository;
 pub mod restic;
 pub mod restore;
 pub mod schedule;
+pub mod status;
 pub mod webhook;

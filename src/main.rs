@@ -4,6 +4,7 @@ use datarestor_operator::job::JobSettings;
 use datarestor_operator::leader::LeaseSettings;
 use datarestor_operator::operator::Serving;
 use datarestor_operator::repository::ResticRunner;
+use datarestor_operator::status;
 use datarestor_operator::webhook::Endpoint;
 use std::time::Duration;
 
@@ -87,6 +88,50 @@ enum Command {
         #[arg(long, default_value_t = 6 * 3600, env = "DATARESTOR_JOB_DEADLINE_SECONDS")]
         job_deadline_seconds: i64,
     },
+    /// Every protected PVC: its Config, last backup (time, snapshot, size), next due backup,
+    /// restore state and health. Also `kubectl datarestor status` (link the binary as
+    /// `kubectl-datarestor` on your PATH).
+    Status {
+        #[command(flatten)]
+        scope: Scope,
+        /// Every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// `table` or `json`.
+        #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+        output: String,
+        /// Administrators' namespaces, as the operator was given them (their Configs reach every
+        /// namespace).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "backup-system,datarestor-operator-system",
+            env = "DATARESTOR_CLUSTER_WIDE_NAMESPACES"
+        )]
+        cluster_wide_namespaces: Vec<String>,
+    },
+    /// Back a PVC up now: writes its manual-backup annotation and waits for the answer.
+    Backup {
+        pvc: String,
+        /// The backup's name (tag `name=`); without one, an unnamed backup.
+        #[arg(default_value = "now")]
+        name: String,
+        #[command(flatten)]
+        scope: Scope,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Restore a PVC: writes its manual-restore annotation (`[repository|][host|]snapshot`, default
+    /// the newest) and waits for the answer.
+    Restore {
+        pvc: String,
+        #[arg(default_value = "latest")]
+        snapshot: String,
+        #[command(flatten)]
+        scope: Scope,
+        #[command(flatten)]
+        wait: Wait,
+    },
     /// Print every CustomResourceDefinition as YAML, or write one file per CRD into each --output-dir.
     Crd {
         #[arg(long)]
@@ -94,6 +139,15 @@ enum Command {
     },
     /// Print the version.
     Version,
+}
+
+/// This process in the Lease: the pod's name and a suffix unique to the process, so a container
+/// restarted in the same pod is a new candidate (it waits like any standby) rather than taking
+/// over its dead predecessor's Lease at once.
+fn lease_identity() -> String {
+    let pod = std::env::var("POD_NAME").unwrap_or_else(|_| "datarestor-operator".into());
+    let nanos = jiff::Timestamp::now().as_nanosecond();
+    format!("{pod}_{:08x}", (nanos as u64 ^ u64::from(std::process::id()).rotate_left(32)) as u32)
 }
 
 /// A listening address, or none (`off`).
@@ -105,6 +159,35 @@ fn parse_listen(value: &str) -> Result<Listen, String> {
         return Ok(Listen(None));
     }
     value.parse().map(|addr| Listen(Some(addr))).map_err(|e| format!("{e}: expected an address like 0.0.0.0:8080, or off"))
+}
+
+#[derive(clap::Args)]
+struct Scope {
+    /// The namespace (default: the kubeconfig context's).
+    #[arg(short, long)]
+    namespace: Option<String>,
+}
+
+impl Scope {
+    async fn namespace(&self) -> anyhow::Result<String> {
+        match &self.namespace {
+            Some(namespace) => Ok(namespace.clone()),
+            None => Ok(kube::Config::infer().await?.default_namespace),
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct Wait {
+    /// Seconds to wait for the operator's answer; 0 only writes the request.
+    #[arg(long, default_value_t = 600)]
+    wait_seconds: u64,
+}
+
+impl Wait {
+    fn limit(&self) -> Option<Duration> {
+        (self.wait_seconds > 0).then(|| Duration::from_secs(self.wait_seconds))
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -178,8 +261,7 @@ async fn main() -> anyhow::Result<()> {
                     (Some(name), Some(namespace)) => Some(LeaseSettings {
                         name,
                         namespace,
-                        // Unique per process even outside a pod, so two local replicas never share one.
-                        identity: std::env::var("POD_NAME").unwrap_or_else(|_| format!("pid-{}", std::process::id())),
+                        identity: lease_identity(),
                         duration: Duration::from_secs(leader_election_lease_seconds),
                     }),
                     (Some(_), None) => anyhow::bail!("--leader-election-lease needs POD_NAMESPACE (the Lease's namespace)"),
@@ -202,6 +284,20 @@ async fn main() -> anyhow::Result<()> {
                     eprintln!("wrote {}", path.display());
                 }
             }
+        }
+        Command::Status { scope, all_namespaces, output, cluster_wide_namespaces } => {
+            let namespace = if all_namespaces { None } else { Some(scope.namespace().await?) };
+            let client = kube::Client::try_default().await?;
+            let cluster_wide = datarestor_operator::api::ClusterWide(cluster_wide_namespaces);
+            print!("{}", status::status(client, namespace.as_deref(), &cluster_wide, output == "json").await?);
+        }
+        Command::Backup { pvc, name, scope, wait } => {
+            let (client, namespace) = (kube::Client::try_default().await?, scope.namespace().await?);
+            print!("{}", status::request(client, &namespace, &pvc, status::Request::Backup, &name, wait.limit()).await?);
+        }
+        Command::Restore { pvc, snapshot, scope, wait } => {
+            let (client, namespace) = (kube::Client::try_default().await?, scope.namespace().await?);
+            print!("{}", status::request(client, &namespace, &pvc, status::Request::Restore, &snapshot, wait.limit()).await?);
         }
         Command::Version => println!("datarestor-operator {}", env!("CARGO_PKG_VERSION")),
     }

@@ -6,18 +6,17 @@
 //! are right after a restart or a leader change without any state of their own. Per-PVC labels are
 //! only on the per-PVC gauges; every other label has a fixed, small set of values.
 
-use crate::api::{ClusterWide, Config, Task, TaskPhase, TaskType};
+use crate::api::{TaskPhase, TaskType};
+use crate::catalog;
+pub use crate::catalog::ClusterView;
 use crate::restic::redact_target;
-use crate::schedule::Schedule;
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::ResourceExt;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicU64;
 
 type Labels<const N: usize> = [(&'static str, String); N];
@@ -74,15 +73,6 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// What the caches hold at a scrape.
-pub struct ClusterView<'a> {
-    pub configs: &'a [&'a Config],
-    pub pvcs: &'a [&'a PersistentVolumeClaim],
-    pub tasks: &'a [&'a Task],
-    pub cluster_wide: &'a ClusterWide,
-    pub now: Timestamp,
 }
 
 impl Metrics {
@@ -240,84 +230,34 @@ impl Metrics {
         self.repository_ready.clear();
         self.tasks.clear();
 
-        // Newest successful backup per PVC, and per PVC and repository.
-        let mut newest: BTreeMap<(String, String), (Timestamp, Option<i64>)> = BTreeMap::new();
-        let mut newest_in: BTreeMap<(String, String, String), Timestamp> = BTreeMap::new();
-        let mut held: BTreeSet<String> = BTreeSet::new();
-        let mut held_since: Option<Timestamp> = None;
-        let no_status = crate::api::TaskStatus::default();
         for task in view.tasks {
-            let Some(namespace) = task.metadata.namespace.clone() else { continue };
-            let status = task.status.as_ref().unwrap_or(&no_status);
-            let phase = status.phase.unwrap_or_default();
+            let phase = task.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
             if !phase.is_finished() {
                 self.tasks.get_or_create(&[("type", type_label(task.spec.type_).into()), ("phase", format!("{phase:?}"))]).inc();
-                if !status.quiesced_workloads.is_empty() {
-                    held.extend(status.quiesced_workloads.iter().map(|w| format!("{namespace}/{w}")));
-                    let since = status.start_time.as_ref().map_or(view.now, |t| t.0);
-                    held_since = Some(held_since.map_or(since, |s| s.min(since)));
-                }
-                continue;
-            }
-            if task.spec.type_ != TaskType::Backup || phase != TaskPhase::Completed {
-                continue;
-            }
-            let Some(done) = status.completion_time.as_ref().map(|t| t.0) else { continue };
-            let key = (namespace.clone(), task.spec.pvc_name.clone());
-            if newest.get(&key).is_none_or(|(at, _)| done > *at) {
-                newest.insert(key.clone(), (done, status.bytes_processed));
-            }
-            if let Some(repository) = &status.repository {
-                let at = newest_in.entry((key.0, key.1, redact_target(repository))).or_insert(done);
-                *at = (*at).max(done);
             }
         }
-        self.workloads_scaled_down.set(held.len() as i64);
+        let (held, held_since) = catalog::held_workloads(view);
+        self.workloads_scaled_down.set(held as i64);
         self.scaled_down_since.set(held_since.map_or(0.0, seconds));
 
-        let mut configs: Vec<&Config> = view.configs.to_vec();
-        configs.sort_by_key(|c| (c.metadata.namespace.clone(), c.metadata.name.clone()));
-        let mut protected = 0;
-        let mut held_for_restore = 0;
-        for pvc in view.pvcs {
-            let namespace = pvc.namespace().unwrap_or_default();
-            let name = pvc.name_any();
-            let labels = [("namespace", namespace.clone()), ("pvc", name.clone())];
-            let config = configs.iter().find(|c| c.selects(&namespace, pvc.labels(), view.cluster_wide));
-            if crate::controller::restore::holds_pods(pvc, config.copied()) {
-                held_for_restore += 1;
-                let since = pvc.metadata.creation_timestamp.as_ref().map_or(view.now, |t| t.0);
+        let records = catalog::records(view);
+        for record in &records {
+            let labels = [("namespace", record.namespace.clone()), ("pvc", record.pvc.clone())];
+            if let Some(since) = record.held_since {
                 self.pvc_restore_held_since.get_or_create(&labels).set(seconds(since));
             }
-            let Some(config) = config else { continue };
-            protected += 1;
-            let key = (namespace.clone(), name.clone());
-            if let Some((at, bytes)) = newest.get(&key) {
-                self.pvc_last_backup.get_or_create(&labels).set(seconds(*at));
-                if let Some(bytes) = bytes {
-                    self.pvc_last_backup_bytes.get_or_create(&labels).set(*bytes);
+            if let Some(backup) = &record.last_backup {
+                self.pvc_last_backup.get_or_create(&labels).set(seconds(backup.time));
+                if let Some(bytes) = backup.bytes {
+                    self.pvc_last_backup_bytes.get_or_create(&labels).set(bytes);
                 }
             }
-            // Due: in each repository, the first scheduled slot after the newest backup there (or
-            // after the PVC appeared); the earliest of those.
-            let created = pvc.metadata.creation_timestamp.as_ref().map_or(view.now, |t| t.0);
-            let due = config
-                .for_pvc(&namespace, &name)
-                .spec
-                .repositories
-                .iter()
-                .filter_map(|repository| {
-                    let schedule = repository.backup_schedule.parse::<Schedule>().ok()?;
-                    let last = newest_in.get(&(namespace.clone(), name.clone(), repository.shown())).copied();
-                    schedule.next_after(last.unwrap_or(created).max(created))
-                })
-                .min();
-            if let Some(due) = due {
+            if let Some(due) = record.backup_due {
                 self.pvc_backup_due.get_or_create(&labels).set(seconds(due));
             }
         }
-        self.pvcs_protected.set(protected);
-        self.pvcs_held_for_restore.set(held_for_restore);
+        self.pvcs_protected.set(records.iter().filter(|r| r.config.is_some()).count() as i64);
+        self.pvcs_held_for_restore.set(records.iter().filter(|r| r.held_since.is_some()).count() as i64);
 
         for config in view.configs.iter().copied() {
             for repository in config.status.as_ref().map(|s| s.repositories.as_slice()).unwrap_or_default() {
@@ -347,7 +287,8 @@ fn seconds(at: Timestamp) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{ConfigRef, TaskSpec, TaskStatus, TaskTrigger};
+    use crate::api::{ClusterWide, Config, ConfigRef, Task, TaskSpec, TaskStatus, TaskTrigger};
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn pvc(namespace: &str, name: &str, created: &str) -> PersistentVolumeClaim {

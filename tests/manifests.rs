@@ -59,7 +59,8 @@ fn helm_chart_rbac_matches_kustomize_rbac() {
     assert_eq!(rules("charts/datarestor-operator/templates/clusterrole.yaml"), kustomize);
     // The leader-election Role (the chart's file also holds its binding, after `---`).
     let chart_role = std::fs::read_to_string(root().join("charts/datarestor-operator/templates/role.yaml")).unwrap();
-    let chart_role: String = chart_role.split("\n---").next().unwrap().lines().filter(|l| !l.contains("{{")).map(|l| format!("{l}\n")).collect();
+    let chart_role: String =
+        chart_role.split("\n---").next().unwrap().lines().filter(|l| !l.contains("{{")).map(|l| format!("{l}\n")).collect();
     let chart_role: serde_yaml::Value = serde_yaml::from_str(&chart_role).unwrap();
     assert_eq!(chart_role["rules"], rules("config/rbac/leader_election_role.yaml"));
 }
@@ -152,7 +153,20 @@ fn helm_chart_probes_and_scrapes_the_metrics_port() {
         .output()
         .unwrap();
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a duration"), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("backupGrace"), "{}", String::from_utf8_lossy(&output.stderr));
+
+    // values.schema.json: a misspelled value is refused, not silently ignored.
+    let output = Command::new(helm())
+        .args(["template", "x", "charts/datarestor-operator", "--set", "replica=2"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("'replica' not allowed"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// Metrics with a sample in every family: after a backup, a failed reconcile, a running Task that

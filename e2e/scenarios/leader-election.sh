@@ -21,15 +21,21 @@ fill_volume shop data
 LEASE=datarestor-operator LEASE_SECONDS=6 LEASE_NAMESPACE="${OPERATOR_NAMESPACE:-datarestor-system}"
 
 if on_real_cluster; then
-  start_datarestor "--leader-election-lease-seconds=$LEASE_SECONDS"
+  HELM_VALUES_EXTRA="leaderElection: {enabled: true, leaseSeconds: $LEASE_SECONDS}" start_datarestor
   kubectl scale deployment datarestor-operator -n "$OPERATOR_NAMESPACE" --replicas=2 >/dev/null
   kubectl rollout status deployment/datarestor-operator -n "$OPERATOR_NAMESPACE" --timeout=120s >/dev/null ||
     fail "the second replica did not become ready"
   replicas() { kubectl get pods -n "$OPERATOR_NAMESPACE" -l "$OPERATOR_SELECTOR" --field-selector=status.phase=Running -o 'jsonpath={range .items[*]}{.metadata.name}{"\n"}{end}'; }
   replica_http() { kubectl get --raw "/api/v1/namespaces/$OPERATOR_NAMESPACE/pods/$1:8080/proxy$2"; }
+  # kill_replica POD: SIGKILL to its operator process, from this host (the node): a crash, with no
+  # chance to give the Lease up. (Deleting the pod, even forced, lets it stop gracefully.)
   kill_replica() {
     save_operator_log
-    kubectl delete pod "$1" -n "$OPERATOR_NAMESPACE" --grace-period=0 --force >/dev/null 2>&1
+    local pid
+    for pid in $(pgrep -f 'datarestor-operator run'); do
+      if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "POD_NAME=$1"; then kill -KILL "$pid"; return 0; fi
+    done
+    fail "no operator process of pod $1 on this node"
   }
 else
   k create namespace "$LEASE_NAMESPACE" >/dev/null
@@ -55,7 +61,8 @@ else
   trap 'for p in "$SCENARIO_DIR"/replica-*.pid; do kill -KILL "$(cat "$p")" 2>/dev/null || true; done' EXIT
 fi
 
-holder() { kubectl get lease "$LEASE" -n "$LEASE_NAMESPACE" -o 'jsonpath={.spec.holderIdentity}' 2>/dev/null; }
+# holder: the replica (pod) holding the Lease; its identity is the pod's name and a per-process suffix.
+holder() { kubectl get lease "$LEASE" -n "$LEASE_NAMESPACE" -o 'jsonpath={.spec.holderIdentity}' 2>/dev/null | sed 's/_[0-9a-f]*$//'; }
 leader_metric() { replica_http "$1" /metrics | awk '$1 == "datarestor_leader" {print $2}'; }
 both_ready() { [ "$(replicas | wc -l)" = 2 ] && for r in $(replicas); do [ "$(replica_http "$r" /readyz)" = ok ] || return 1; done; }
 wait_for 90 "two ready replicas" both_ready

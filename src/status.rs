@@ -1,0 +1,207 @@
+//! The commands people run by hand (also as the kubectl plugin `kubectl datarestor`): `status`
+//! lists every protected PVC from the catalog; `backup` and `restore` write the request annotations
+//! (checked with the same grammar the operator parses) and wait for the operator's answer.
+
+use crate::annotation;
+use crate::api::{ClusterWide, Config, Task};
+use crate::catalog::{self, ClusterView, PvcRecord};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::core::DeserializeGuard;
+use kube::{Api, Client, ResourceExt};
+use std::time::Duration;
+
+/// Every protected PVC (in `namespace`, or everywhere), as a table or JSON.
+pub async fn status(client: Client, namespace: Option<&str>, cluster_wide: &ClusterWide, json: bool) -> anyhow::Result<String> {
+    // Configs anywhere may protect the PVCs asked about (administrators' namespaces).
+    let configs = Api::<DeserializeGuard<Config>>::all(client.clone()).list(&ListParams::default()).await?;
+    let configs: Vec<&Config> = configs.items.iter().filter_map(|g| g.0.as_ref().ok()).collect();
+    let (pvcs, tasks) = match namespace {
+        Some(ns) => (
+            Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns).list(&ListParams::default()).await?,
+            Api::<DeserializeGuard<Task>>::namespaced(client, ns).list(&ListParams::default()).await?,
+        ),
+        None => (
+            Api::<PersistentVolumeClaim>::all(client.clone()).list(&ListParams::default()).await?,
+            Api::<DeserializeGuard<Task>>::all(client).list(&ListParams::default()).await?,
+        ),
+    };
+    let pvcs: Vec<&PersistentVolumeClaim> = pvcs.items.iter().collect();
+    let tasks: Vec<&Task> = tasks.items.iter().filter_map(|g| g.0.as_ref().ok()).collect();
+    let now = Timestamp::now();
+    let records = catalog::records(&ClusterView { configs: &configs, pvcs: &pvcs, tasks: &tasks, cluster_wide, now });
+    if json {
+        let items: Vec<serde_json::Value> = records
+            .iter()
+            .map(|r| {
+                let mut item = serde_json::to_value(r).expect("a record serializes");
+                item["health"] = r.health(now).into();
+                item
+            })
+            .collect();
+        return Ok(serde_json::to_string_pretty(&serde_json::json!({ "items": items }))? + "\n");
+    }
+    Ok(table(&records, now))
+}
+
+fn minute(at: Timestamp) -> String {
+    at.strftime("%Y-%m-%d %H:%MZ").to_string()
+}
+
+fn bytes(n: i64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n.max(0) as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n}B")
+    } else {
+        format!("{value:.1}{}", units[unit])
+    }
+}
+
+/// Aligned columns, as kubectl prints them.
+pub fn table(records: &[PvcRecord], now: Timestamp) -> String {
+    let header = ["NAMESPACE", "PVC", "CONFIG", "LAST BACKUP", "SNAPSHOT", "SIZE", "BACKUPS", "NEXT DUE", "RESTORE", "HEALTH"];
+    let dash = || "-".to_owned();
+    let rows: Vec<[String; 10]> = records
+        .iter()
+        .map(|r| {
+            let last = r.last_backup.as_ref();
+            [
+                r.namespace.clone(),
+                r.pvc.clone(),
+                r.config.clone().unwrap_or_else(dash),
+                last.map_or_else(dash, |b| minute(b.time)),
+                last.and_then(|b| b.snapshot.clone()).unwrap_or_else(dash),
+                last.and_then(|b| b.bytes).map_or_else(dash, bytes),
+                r.backups.to_string(),
+                r.backup_due.map_or_else(dash, minute),
+                r.restore_state.clone().unwrap_or_else(dash),
+                r.health(now).to_owned(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut text: String = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}   ")).collect();
+        text.truncate(text.trim_end().len());
+        text + "\n"
+    };
+    if rows.is_empty() {
+        return "No protected PVCs found.\n".into();
+    }
+    let mut out = line(header.to_vec());
+    for row in &rows {
+        out += &line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// Which request to write.
+#[derive(Clone, Copy, Debug)]
+pub enum Request {
+    Backup,
+    Restore,
+}
+
+impl Request {
+    fn keys(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Backup => (crate::api::MANUAL_BACKUP_ANNOTATION, crate::controller::task::BACKUP_RESULT_ANNOTATION),
+            Self::Restore => (crate::api::MANUAL_RESTORE_ANNOTATION, crate::controller::restore::RESULT_ANNOTATION),
+        }
+    }
+}
+
+/// Writes the request annotation on the PVC (after checking `value` with the operator's grammar)
+/// and, with `wait`, returns the operator's answer once the request's Task has ended.
+pub async fn request(
+    client: Client,
+    namespace: &str,
+    pvc: &str,
+    kind: Request,
+    value: &str,
+    wait: Option<Duration>,
+) -> anyhow::Result<String> {
+    annotation::parse(value).map_err(|e| anyhow::anyhow!("{value:?}: {e}"))?;
+    let (request_key, result_key) = kind.keys();
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client, namespace);
+    let before = api.get(pvc).await?.annotations().get(result_key).cloned();
+    // The previous answer goes, so the next one read is this request's.
+    let patch = serde_json::json!({"metadata": {"annotations": {request_key: value, result_key: null}}});
+    api.patch(pvc, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    let Some(limit) = wait else {
+        return Ok(format!("requested: {request_key}={value} on {namespace}/{pvc}\n"));
+    };
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let current = api.get(pvc).await?;
+        let answer = current.annotations().get(result_key).cloned();
+        // Only an ended request's answer is final (an accepted one is answered again when its
+        // Task ends).
+        if let Some(answer) = answer.filter(|a| Some(a) != before.as_ref()) {
+            if answer.starts_with("Completed") {
+                return Ok(format!("{answer}\n"));
+            }
+            if answer.starts_with("Failed") || answer.starts_with("Rejected") {
+                anyhow::bail!("{answer}");
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("no answer within {}s; `kubectl get tasks -n {namespace}` shows the request's Task", limit.as_secs());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Backup;
+
+    #[test]
+    fn the_table_aligns_and_says_what_is_missing() {
+        let now: Timestamp = "2026-11-29T08:00:00Z".parse().unwrap();
+        let record = |pvc: &str, backup: Option<Backup>, due: &str| PvcRecord {
+            namespace: "shop".into(),
+            pvc: pvc.into(),
+            config: Some("backup-system/backup".into()),
+            backups: usize::from(backup.is_some()),
+            last_backup: backup,
+            last_backup_failed: false,
+            backup_due: Some(due.parse().unwrap()),
+            restore_state: None,
+            held_since: None,
+            repositories_down: vec![],
+        };
+        let backup = Backup {
+            time: "2026-11-29T02:01:00Z".parse().unwrap(),
+            task: "t".into(),
+            repository: Some("s3:http://s3/b".into()),
+            snapshot: Some("1a2b3c4d".into()),
+            bytes: Some(3 * 1024 * 1024 / 2),
+        };
+        let text = table(
+            &[record("data", Some(backup), "2026-11-30T02:00:00Z"), record("logs-long-name", None, "2026-11-29T02:00:00Z")],
+            now,
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[1].contains("2026-11-29 02:01Z") && lines[1].contains("1a2b3c4d") && lines[1].contains("1.5MiB"), "{text}");
+        assert!(lines[1].ends_with("Healthy"), "{text}");
+        assert!(lines[2].ends_with("BackupOverdue"), "never backed up and past its first slot: {text}");
+        let column = |line: &str| line.find("backup-system").unwrap();
+        assert_eq!(column(lines[1]), column(lines[2]), "columns align:\n{text}");
+        assert_eq!(table(&[], now), "No protected PVCs found.\n");
+    }
+}
