@@ -5,7 +5,7 @@ use datarestor_operator::leader::LeaseSettings;
 use datarestor_operator::operator::Serving;
 use datarestor_operator::repository::ResticRunner;
 use datarestor_operator::status;
-use datarestor_operator::webhook::Endpoint;
+use datarestor_operator::webhook::{Endpoint, Webhook};
 use std::time::Duration;
 
 /// DataRestor: back up and restore PersistentVolumeClaims with restic.
@@ -61,9 +61,14 @@ enum Command {
         /// How the API server reaches the webhook: a URL (https://host:port) ...
         #[arg(long, env = "DATARESTOR_WEBHOOK_URL", conflicts_with = "webhook_service")]
         webhook_url: Option<String>,
-        /// ... or a Service as namespace/name:port.
+        /// ... or a Service as namespace/name:port, or name:port in the operator's own namespace
+        /// (POD_NAMESPACE), so a kustomize overlay into another namespace keeps the gate working.
         #[arg(long, env = "DATARESTOR_WEBHOOK_SERVICE")]
         webhook_service: Option<String>,
+        /// The gate's failurePolicy: Ignore (pods are created ungated while no operator answers)
+        /// or Fail (pod creation in reachable namespaces waits for an operator).
+        #[arg(long, default_value = "Ignore", value_parser = ["Ignore", "Fail"], env = "DATARESTOR_WEBHOOK_FAILURE_POLICY")]
+        webhook_failure_policy: String,
         /// Take the webhook's serving certificate from this Secret in the operator's namespace
         /// (made by the first replica when empty or missing), so every replica answers with the
         /// CA the webhook configuration names. Without it each process makes its own.
@@ -87,6 +92,21 @@ enum Command {
         /// activeDeadlineSeconds of restic Jobs.
         #[arg(long, default_value_t = 6 * 3600, env = "DATARESTOR_JOB_DEADLINE_SECONDS")]
         job_deadline_seconds: i64,
+        /// backoffLimit of restic Jobs (pod retries within one Job).
+        #[arg(long, default_value_t = 2, env = "DATARESTOR_JOB_BACKOFF_LIMIT")]
+        job_backoff_limit: i32,
+        /// imagePullPolicy of restic Jobs.
+        #[arg(long, default_value = "IfNotPresent", value_parser = ["Always", "IfNotPresent", "Never"], env = "DATARESTOR_JOB_IMAGE_PULL_POLICY")]
+        job_image_pull_policy: String,
+        /// CPU request of restic Jobs.
+        #[arg(long, default_value = "100m", env = "DATARESTOR_JOB_CPU_REQUEST")]
+        job_cpu_request: String,
+        /// Memory request of restic Jobs.
+        #[arg(long, default_value = "128Mi", env = "DATARESTOR_JOB_MEMORY_REQUEST")]
+        job_memory_request: String,
+        /// Memory limit of restic Jobs (restic's index grows with the repository).
+        #[arg(long, default_value = "2Gi", env = "DATARESTOR_JOB_MEMORY_LIMIT")]
+        job_memory_limit: String,
     },
     /// Every protected PVC: its Config, last backup (time, snapshot, size), next due backup,
     /// restore state and health. Also `kubectl datarestor status` (link the binary as
@@ -210,6 +230,12 @@ async fn main() -> anyhow::Result<()> {
             retry_seconds,
             restic_image,
             job_deadline_seconds,
+            job_backoff_limit,
+            job_image_pull_policy,
+            job_cpu_request,
+            job_memory_request,
+            job_memory_limit,
+            webhook_failure_policy,
             job_start_timeout_seconds,
             cluster_wide_namespaces,
             webhook_listen,
@@ -228,7 +254,11 @@ async fn main() -> anyhow::Result<()> {
                     job: JobSettings {
                         image: restic_image,
                         active_deadline_seconds: job_deadline_seconds,
-                        ..JobSettings::default()
+                        backoff_limit: job_backoff_limit,
+                        image_pull_policy: job_image_pull_policy,
+                        cpu_request: job_cpu_request,
+                        memory_request: job_memory_request,
+                        memory_limit: job_memory_limit,
                     },
                     restic: ResticRunner::new(
                         restic,
@@ -251,7 +281,12 @@ async fn main() -> anyhow::Result<()> {
                     (None, None) => None,
                 };
                 let webhook = match (webhook_listen, endpoint) {
-                    (Some(listen), Some(endpoint)) => Some((listen, endpoint)),
+                    (Some(listen), Some(endpoint)) => Some(Webhook {
+                        listen,
+                        endpoint,
+                        certificate_secret: webhook_certificate_secret,
+                        fail_closed: webhook_failure_policy == "Fail",
+                    }),
                     (None, None) => None,
                     _ => anyhow::bail!("--webhook-listen needs --webhook-url or --webhook-service, and the other way round"),
                 };
@@ -266,7 +301,7 @@ async fn main() -> anyhow::Result<()> {
                     }),
                     (Some(_), None) => anyhow::bail!("--leader-election-lease needs POD_NAMESPACE (the Lease's namespace)"),
                 };
-                let serving = Serving { webhook, webhook_certificate_secret, metrics_listen: metrics_listen.0, leader_election };
+                let serving = Serving { webhook, metrics_listen: metrics_listen.0, leader_election };
                 datarestor_operator::operator::run(settings, Duration::from_secs(crd_timeout_seconds), serving).await?;
                 anyhow::Ok(())
             };
@@ -305,11 +340,18 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// `namespace/name:port`.
+/// `namespace/name:port`, or `name:port` in the operator's own namespace (POD_NAMESPACE).
 fn parse_service(text: &str) -> anyhow::Result<Endpoint> {
-    let (namespace, rest) =
-        text.split_once('/').ok_or_else(|| anyhow::anyhow!("--webhook-service: expected namespace/name:port"))?;
-    let (name, port) = rest.split_once(':').ok_or_else(|| anyhow::anyhow!("--webhook-service: expected namespace/name:port"))?;
-    Ok(Endpoint::Service { namespace: namespace.into(), name: name.into(), port: port.parse()? })
+    let expected = || anyhow::anyhow!("--webhook-service: expected namespace/name:port or name:port, got {text:?}");
+    let (namespace, rest) = match text.split_once('/') {
+        Some((namespace, rest)) => (namespace.to_owned(), rest),
+        None => (std::env::var("POD_NAMESPACE").map_err(|_| anyhow::anyhow!("--webhook-service {text}: no namespace given and POD_NAMESPACE is not set"))?, text),
+    };
+    let (name, port) = rest.split_once(':').ok_or_else(expected)?;
+    if namespace.is_empty() || name.is_empty() {
+        return Err(expected());
+    }
+    Ok(Endpoint::Service { namespace, name: name.into(), port: port.parse().map_err(|_| expected())? })
 }
 
 fn init_tracing(format: LogFormat) {

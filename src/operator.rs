@@ -6,7 +6,7 @@ use crate::context::{Context, Settings};
 use crate::controller;
 use crate::job::{MANAGED_BY, MANAGED_BY_LABEL, TYPE_LABEL};
 use crate::leader::LeaseSettings;
-use crate::webhook::Endpoint;
+use crate::webhook::Webhook;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
@@ -62,10 +62,8 @@ async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), StartEr
 /// What the process serves besides the controllers, and how it shares the work with other replicas.
 #[derive(Debug, Default)]
 pub struct Serving {
-    /// The restore gate: where it listens and how the API server reaches it.
-    pub webhook: Option<(std::net::SocketAddr, Endpoint)>,
-    /// The Secret (in the operator's namespace) every replica takes the gate's certificate from.
-    pub webhook_certificate_secret: Option<String>,
+    /// The restore gate.
+    pub webhook: Option<Webhook>,
     /// `/metrics`, `/healthz` and `/readyz`.
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Run the controllers only while holding this Lease.
@@ -138,10 +136,8 @@ pub async fn run(settings: Settings, crd_timeout: Duration, serving: Serving) ->
             .await
             .map_err(|source| StartError::Metrics { addr, source })?;
     }
-    if let Some((listen, endpoint)) = serving.webhook {
-        crate::webhook::start(ctx.clone(), listen, endpoint, serving.webhook_certificate_secret.as_deref())
-            .await
-            .map_err(StartError::Webhook)?;
+    if let Some(webhook) = &serving.webhook {
+        crate::webhook::start(ctx.clone(), webhook).await.map_err(StartError::Webhook)?;
     }
     ctx.readiness.gate_published();
     let synced = ctx.clone();

@@ -27,6 +27,18 @@ use std::sync::Arc;
 pub const CONFIGURATION_NAME: &str = "datarestor-restore-gate";
 pub const PATH: &str = "/mutate-pods";
 
+/// How the restore gate is served.
+#[derive(Clone, Debug)]
+pub struct Webhook {
+    pub listen: SocketAddr,
+    pub endpoint: Endpoint,
+    /// The Secret (in the operator's namespace) every replica takes the certificate from.
+    pub certificate_secret: Option<String>,
+    /// `Fail` instead of `Ignore`: no pod is created in a selected namespace while no operator
+    /// answers (safer for data, stricter for availability).
+    pub fail_closed: bool,
+}
+
 /// Where the API server reaches the webhook.
 #[derive(Clone, Debug)]
 pub enum Endpoint {
@@ -123,10 +135,11 @@ async fn serving_certificate(ctx: &Context, endpoint: &Endpoint, secret: Option<
 }
 
 /// Starts serving and publishes the configuration; returns once both are in place.
-pub async fn start(ctx: Arc<Context>, listen: SocketAddr, endpoint: Endpoint, secret: Option<&str>) -> Result<(), WebhookError> {
+pub async fn start(ctx: Arc<Context>, webhook: &Webhook) -> Result<(), WebhookError> {
     use rustls::pki_types::pem::PemObject;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (cert_pem, key_pem) = serving_certificate(&ctx, &endpoint, secret).await?;
+    let (listen, endpoint) = (webhook.listen, &webhook.endpoint);
+    let (cert_pem, key_pem) = serving_certificate(&ctx, endpoint, webhook.certificate_secret.as_deref()).await?;
     let unreadable = |what: &str, e: rustls::pki_types::pem::Error| WebhookError::SharedCertificate(format!("{what}: {e}"));
     let cert = rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| unreadable("tls.crt", e))?;
     let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| unreadable("tls.key", e))?;
@@ -152,11 +165,11 @@ pub async fn start(ctx: Arc<Context>, listen: SocketAddr, endpoint: Endpoint, se
         }
     });
 
-    publish_configuration(&ctx, &endpoint, cert_pem.as_bytes()).await?;
+    publish_configuration(&ctx, endpoint, cert_pem.as_bytes(), webhook.fail_closed).await?;
     Ok(())
 }
 
-async fn publish_configuration(ctx: &Context, endpoint: &Endpoint, ca_pem: &[u8]) -> Result<(), kube::Error> {
+async fn publish_configuration(ctx: &Context, endpoint: &Endpoint, ca_pem: &[u8], fail_closed: bool) -> Result<(), kube::Error> {
     let ca_bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     let client_config = match endpoint {
         Endpoint::Url(url) => serde_json::json!({"url": format!("{}{PATH}", url.trim_end_matches('/')), "caBundle": ca_bundle}),
@@ -177,7 +190,7 @@ async fn publish_configuration(ctx: &Context, endpoint: &Endpoint, ca_pem: &[u8]
             "name": "restore-gate.backup.datarestor-operator.com",
             "clientConfig": client_config,
             "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "scope": "Namespaced"}],
-            "failurePolicy": "Ignore",
+            "failurePolicy": if fail_closed { "Fail" } else { "Ignore" },
             "sideEffects": "None",
             "admissionReviewVersions": ["v1"],
             "timeoutSeconds": 5,

@@ -34,6 +34,7 @@ fn kustomize_default_renders_the_whole_install() {
             "CustomResourceDefinition/configs.backup.datarestor-operator.com",
             "CustomResourceDefinition/tasks.backup.datarestor-operator.com",
             "Deployment/datarestor-operator",
+            "Lease/datarestor-operator",
             "MutatingWebhookConfiguration/datarestor-restore-gate",
             "Namespace/datarestor-operator-system",
             "Role/datarestor-operator-leader-election",
@@ -114,6 +115,77 @@ fn helm_chart_alerts_use_only_metrics_the_operator_serves() {
         for name in word.find_iter(expr).map(|m| m.as_str()) {
             assert!(served(name), "alert {:?} uses {name}, which the operator does not serve", alert["alert"]);
         }
+    }
+
+    // The Grafana dashboard, shipped in a ConfigMap when enabled.
+    let objects = helm_template(&["grafanaDashboard.enabled=true"]);
+    let map = objects.iter().find(|o| o["kind"] == "ConfigMap").expect("the dashboard's ConfigMap");
+    assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1");
+    let dashboard: serde_json::Value = serde_json::from_str(map["data"]["datarestor.json"].as_str().unwrap()).unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 10);
+    for panel in panels {
+        for target in panel["targets"].as_array().unwrap() {
+            for name in word.find_iter(target["expr"].as_str().unwrap()).map(|m| m.as_str()) {
+                assert!(served(name), "panel {:?} uses {name}, which the operator does not serve", panel["title"]);
+            }
+        }
+    }
+}
+
+#[test]
+fn helm_chart_sets_every_option() {
+    let objects = helm_template(&[]);
+    let deployment = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    assert_eq!(deployment["spec"]["template"]["spec"]["containers"][0]["image"], "ghcr.io/datarestor/datarestor-operator:0.1.0");
+    let output = Command::new(helm())
+        .args(["template", "datarestor", "charts/datarestor-operator", "-f", "charts/datarestor-operator/ci/all-options-values.yaml"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let objects: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&String::from_utf8(output.stdout).unwrap())
+        .map(|d| serde_yaml::Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect();
+    let of = |kind: &str| objects.iter().find(|o| o["kind"] == kind).unwrap_or_else(|| panic!("no {kind}"));
+    let pod = &of("Deployment")["spec"]["template"];
+    let container = &pod["spec"]["containers"][0];
+    assert!(container["image"].as_str().unwrap().ends_with("@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
+    assert_eq!(pod["spec"]["priorityClassName"], "system-cluster-critical");
+    assert_eq!(pod["spec"]["imagePullSecrets"][0]["name"], "regcred");
+    assert_eq!(pod["metadata"]["labels"]["team"], "storage");
+    assert_eq!(pod["metadata"]["annotations"]["example.com/team"], "storage");
+    assert_eq!(of("ServiceAccount")["metadata"]["annotations"]["eks.amazonaws.com/role-arn"], "arn:aws:iam::123456789012:role/datarestor");
+    assert_eq!(of("MutatingWebhookConfiguration")["webhooks"][0]["failurePolicy"], "Fail");
+    let args: Vec<&str> = container["args"].as_sequence().unwrap().iter().filter_map(|a| a.as_str()).collect();
+    for expected in [
+        "--webhook-failure-policy=Fail",
+        "--webhook-listen=0.0.0.0:10443",
+        "--metrics-listen=0.0.0.0:9090",
+        "--leader-election-lease-seconds=20",
+        "--job-deadline-seconds=7200",
+        "--job-memory-limit=4Gi",
+        "--job-image-pull-policy=Always",
+        "--restic-image=registry.example/restic:0.18.1",
+        "--max-restic-processes=8",
+        "--retry-seconds=5",
+    ] {
+        assert!(args.contains(&expected), "{expected} missing from {args:?}");
+    }
+    let env = container["env"].as_sequence().unwrap();
+    assert!(env.iter().any(|e| e["name"] == "RUST_LOG" && e["value"] == "info,datarestor_operator=debug"));
+    assert!(env.iter().any(|e| e["name"] == "HTTPS_PROXY"));
+    assert_eq!(of("ServiceMonitor")["spec"]["endpoints"][0]["interval"], "15s");
+    assert_eq!(of("PodDisruptionBudget")["spec"]["minAvailable"], 1);
+
+    // Every flag the chart passes is one the operator accepts.
+    let binary = env!("CARGO_BIN_EXE_datarestor-operator");
+    let help = Command::new(binary).args(["run", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for arg in args.iter().filter(|a| a.starts_with("--")) {
+        let flag = arg.split('=').next().unwrap();
+        assert!(help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")), "the chart passes {flag}, which `run` does not know");
     }
 }
 

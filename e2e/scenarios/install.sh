@@ -1,8 +1,10 @@
 # install: what a platform engineer does on a real cluster. `helm install` the chart with its
 # defaults (only the image names are set: no registry is reachable here), wait until the operator
 # is ready, apply the seed README's Config (two repositories, three selectors, stopPods), back a
-# PVC up and restore it by annotation, then `helm uninstall`: nothing the chart or the operator
-# made at cluster scope is left behind.
+# PVC up and restore it by annotation, `helm upgrade` to two replicas (the gate keeps its CA), then
+# `helm uninstall`: nothing the chart or the operator made is left behind. The chart rendered with
+# every option set (charts/datarestor-operator/ci/all-options-values.yaml) is validated by this
+# API server (server-side dry run) too.
 # e2e-stage: real cluster only: it installs the chart into a real cluster
 # e2e-timeout: 300
 
@@ -90,12 +92,38 @@ same_tree "$SCENARIO_DIR/original-production-web-data" "$dir" "restored volume"
 k wait --for=jsonpath='{.status.readyReplicas}'=1 deployment/web -n production --timeout=90s >/dev/null
 assert_no_credentials
 
+# Every option set: each built-in object is one this API server accepts (the prometheus-operator
+# kinds are checked against the served metrics by tests/manifests.rs; their CRDs are not here).
+"$HELM" template datarestor "$ROOT/charts/datarestor-operator" -n "$OPERATOR_NAMESPACE" \
+  -f "$ROOT/charts/datarestor-operator/ci/all-options-values.yaml" >"$SCENARIO_DIR/all-options.yaml" 2>>"$SCENARIO_DIR/helm.log" ||
+  fail "helm template with every option failed"
+python3 - "$SCENARIO_DIR/all-options.yaml" >"$SCENARIO_DIR/all-options-builtin.yaml" <<'PY'
+import sys
+docs = open(sys.argv[1]).read().split("\n---")
+print("\n---".join(d for d in docs if "monitoring.coreos.com/" not in d))
+PY
+kubectl apply --dry-run=server -f "$SCENARIO_DIR/all-options-builtin.yaml" >"$SCENARIO_DIR/dry-run.log" 2>&1 ||
+  fail "the API server refuses the all-options rendering: $(grep -i error "$SCENARIO_DIR/dry-run.log" | head -2 | tr '\n' ' ')"
+log "all-options rendering: $(grep -c 'created (server dry run)\|configured (server dry run)\|unchanged (server dry run)' "$SCENARIO_DIR/dry-run.log") objects accepted by the API server"
+
+# Upgrade to two replicas: both serve the gate with the certificate the first one made.
+ca_before="$(kubectl get mutatingwebhookconfiguration datarestor-restore-gate -o jsonpath='{.webhooks[0].clientConfig.caBundle}')"
+"$HELM" upgrade datarestor "$ROOT/charts/datarestor-operator" -n "$OPERATOR_NAMESPACE" --reuse-values --set replicas=2 \
+  --wait --timeout 120s >>"$SCENARIO_DIR/helm.log" 2>&1 || fail "helm upgrade failed: $(tail -3 "$SCENARIO_DIR/helm.log")"
+k rollout status deployment/datarestor-operator -n "$OPERATOR_NAMESPACE" --timeout=120s >/dev/null
+assert_eq 2 "$(jp deployment datarestor-operator .status.readyReplicas -n "$OPERATOR_NAMESPACE")" "ready replicas after the upgrade"
+exists pdb datarestor-operator -n "$OPERATOR_NAMESPACE" || fail "no PodDisruptionBudget with two replicas"
+assert_eq "$ca_before" "$(kubectl get mutatingwebhookconfiguration datarestor-restore-gate -o jsonpath='{.webhooks[0].clientConfig.caBundle}')" \
+  "the gate's CA after the upgrade"
+[ -n "$(kubectl get lease datarestor-operator -n "$OPERATOR_NAMESPACE" -o jsonpath='{.spec.holderIdentity}')" ] ||
+  fail "no replica holds the leader Lease after the upgrade"
+
 # Uninstall: the release's objects and the restore gate go; the CRDs stay (Helm never deletes
 # CRDs, so Configs and Tasks survive a reinstall), and so do the users' Configs and Secrets.
 save_operator_log
 "$HELM" uninstall datarestor -n "$OPERATOR_NAMESPACE" --wait --timeout 60s >>"$SCENARIO_DIR/helm.log" 2>&1 || fail "helm uninstall failed"
 wait_for 60 "the operator pod to go" bash -c '[ -z "$(kubectl get pods -n '"$OPERATOR_NAMESPACE"' -o name)" ]'
-left="$(kubectl get deployments,services,serviceaccounts,secrets,configmaps,roles,rolebindings -n "$OPERATOR_NAMESPACE" -o name |
+left="$(kubectl get deployments,services,serviceaccounts,secrets,configmaps,roles,rolebindings,leases,pdb -n "$OPERATOR_NAMESPACE" -o name |
   grep -vxE 'serviceaccount/default|configmap/kube-root-ca.crt' || true)"
 assert_eq "" "$left" "objects left in $OPERATOR_NAMESPACE"
 left="$(kubectl get clusterroles,clusterrolebindings,mutatingwebhookconfigurations,validatingwebhookconfigurations -o name | grep -i datarestor || true)"
