@@ -6,7 +6,7 @@ use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, NodeAffinity, NodeSelector,
     NodeSelectorRequirement, NodeSelectorTerm, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
-    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Volume, VolumeMount,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -40,6 +40,27 @@ pub struct JobSettings {
     pub cpu_request: String,
     pub memory_request: String,
     pub memory_limit: String,
+    /// From a Config's `jobs`: replaces the requests and limits above whole.
+    pub resources: Option<ResourceRequirements>,
+    pub node_selector: BTreeMap<String, String>,
+    pub tolerations: Vec<Toleration>,
+    pub priority_class_name: Option<String>,
+}
+
+impl JobSettings {
+    /// These settings with a Config's `jobs` laid over them.
+    pub fn for_config(&self, overrides: Option<&crate::api::JobOverrides>) -> JobSettings {
+        let mut settings = self.clone();
+        let Some(o) = overrides else { return settings };
+        settings.resources = o.resources.clone().or(settings.resources);
+        settings.node_selector.extend(o.node_selector.clone());
+        settings.tolerations.extend(o.tolerations.iter().cloned());
+        settings.priority_class_name = o.priority_class_name.clone().or(settings.priority_class_name);
+        settings.image_pull_policy = o.image_pull_policy.clone().unwrap_or(settings.image_pull_policy);
+        settings.backoff_limit = o.backoff_limit.unwrap_or(settings.backoff_limit);
+        settings.active_deadline_seconds = o.active_deadline_seconds.unwrap_or(settings.active_deadline_seconds);
+        settings
+    }
 }
 
 impl Default for JobSettings {
@@ -52,6 +73,10 @@ impl Default for JobSettings {
             cpu_request: "100m".into(),
             memory_request: "128Mi".into(),
             memory_limit: "2Gi".into(),
+            resources: None,
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
+            priority_class_name: None,
         }
     }
 }
@@ -174,6 +199,10 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
             Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
         ]),
         affinity: inputs.node_name.map(pin_to_node),
+        // A Job pinned beside the pod using its volume runs there whatever the selector says.
+        node_selector: Some(inputs.settings.node_selector.clone()).filter(|s| !s.is_empty() && inputs.node_name.is_none()),
+        tolerations: Some(inputs.settings.tolerations.clone()).filter(|t| !t.is_empty()),
+        priority_class_name: inputs.settings.priority_class_name.clone(),
         security_context: Some(PodSecurityContext {
             run_as_non_root: inputs.run_as.map(|_| true),
             run_as_user: inputs.run_as.map(|r| r.user),
@@ -269,6 +298,9 @@ pub fn build_retention(inputs: &RetentionInputs<'_>) -> Job {
             Volume { name: "cache".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
             Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
         ]),
+        node_selector: Some(inputs.settings.node_selector.clone()).filter(|s| !s.is_empty()),
+        tolerations: Some(inputs.settings.tolerations.clone()).filter(|t| !t.is_empty()),
+        priority_class_name: inputs.settings.priority_class_name.clone(),
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
             run_as_user: Some(UNPRIVILEGED_UID),
@@ -319,6 +351,9 @@ fn credential_env(secret: &str, keys: &[String]) -> Vec<EnvVar> {
 const UNPRIVILEGED_UID: i64 = 65532;
 
 fn resources(settings: &JobSettings) -> ResourceRequirements {
+    if let Some(resources) = &settings.resources {
+        return resources.clone();
+    }
     ResourceRequirements {
         requests: Some(BTreeMap::from([
             ("cpu".to_owned(), Quantity(settings.cpu_request.clone())),

@@ -259,6 +259,7 @@ async fn main() -> anyhow::Result<()> {
                         cpu_request: job_cpu_request,
                         memory_request: job_memory_request,
                         memory_limit: job_memory_limit,
+                        ..JobSettings::default()
                     },
                     restic: ResticRunner::new(
                         restic,
@@ -345,7 +346,11 @@ fn parse_service(text: &str) -> anyhow::Result<Endpoint> {
     let expected = || anyhow::anyhow!("--webhook-service: expected namespace/name:port or name:port, got {text:?}");
     let (namespace, rest) = match text.split_once('/') {
         Some((namespace, rest)) => (namespace.to_owned(), rest),
-        None => (std::env::var("POD_NAMESPACE").map_err(|_| anyhow::anyhow!("--webhook-service {text}: no namespace given and POD_NAMESPACE is not set"))?, text),
+        None => (
+            std::env::var("POD_NAMESPACE")
+                .map_err(|_| anyhow::anyhow!("--webhook-service {text}: no namespace given and POD_NAMESPACE is not set"))?,
+            text,
+        ),
     };
     let (name, port) = rest.split_once(':').ok_or_else(expected)?;
     if namespace.is_empty() || name.is_empty() {

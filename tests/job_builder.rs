@@ -233,3 +233,53 @@ fn every_label_value_fits_for_the_longest_pvc_name() {
         long
     );
 }
+
+#[test]
+fn a_configs_jobs_settings_override_the_operators() {
+    let overrides: datarestor_operator::api::JobOverrides = serde_json::from_value(serde_json::json!({
+        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "8Gi"}},
+        "nodeSelector": {"storage": "fast"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "backup", "effect": "NoSchedule"}],
+        "priorityClassName": "backup-low",
+        "imagePullPolicy": "Always",
+        "backoffLimit": 0,
+        "activeDeadlineSeconds": 600,
+    }))
+    .unwrap();
+    let operator = JobSettings { backoff_limit: 5, ..JobSettings::default() };
+    let settings = operator.for_config(Some(&overrides));
+    let keys = ["RESTIC_PASSWORD".to_owned()];
+    let inputs = |node_name| JobInputs {
+        repository: "/srv/restic",
+        snapshot_id: None,
+        credentials_secret: "creds",
+        credential_keys: &keys,
+        node_name,
+        attempt: 0,
+        run_as: None,
+        settings: &settings,
+    };
+    let backup = task(TaskType::Backup, "backup-data-1", "data", None, None);
+    let job = job::build(&backup, &inputs(None)).unwrap();
+    let spec = job.spec.as_ref().unwrap();
+    let pod = spec.template.spec.as_ref().unwrap();
+    let container = &pod.containers[0];
+    assert_eq!((spec.backoff_limit, spec.active_deadline_seconds), (Some(0), Some(600)));
+    assert_eq!(container.image_pull_policy.as_deref(), Some("Always"));
+    assert_eq!(container.resources.as_ref().unwrap().limits.as_ref().unwrap()["memory"].0, "8Gi");
+    assert_eq!(pod.node_selector.as_ref().unwrap()["storage"], "fast");
+    assert_eq!(pod.tolerations.as_ref().unwrap()[0].key.as_deref(), Some("dedicated"));
+    assert_eq!(pod.priority_class_name.as_deref(), Some("backup-low"));
+
+    // Pinned beside the pod using its volume: the selector is not applied (it could only strand it).
+    let pinned = job::build(&backup, &inputs(Some("node-2"))).unwrap();
+    let pod = pinned.spec.unwrap().template.spec.unwrap();
+    assert_eq!(pod.node_selector, None);
+    assert!(pod.affinity.is_some());
+
+    // Nothing set: the operator's settings as they were.
+    let unchanged = operator.for_config(None);
+    assert_eq!((unchanged.backoff_limit, unchanged.resources.is_none()), (5, true));
+    let empty = operator.for_config(Some(&Default::default()));
+    assert_eq!((empty.backoff_limit, empty.active_deadline_seconds), (5, operator.active_deadline_seconds));
+}

@@ -139,7 +139,13 @@ fn helm_chart_sets_every_option() {
     let deployment = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
     assert_eq!(deployment["spec"]["template"]["spec"]["containers"][0]["image"], "ghcr.io/datarestor/datarestor-operator:0.1.0");
     let output = Command::new(helm())
-        .args(["template", "datarestor", "charts/datarestor-operator", "-f", "charts/datarestor-operator/ci/all-options-values.yaml"])
+        .args([
+            "template",
+            "datarestor",
+            "charts/datarestor-operator",
+            "-f",
+            "charts/datarestor-operator/ci/all-options-values.yaml",
+        ])
         .current_dir(root())
         .output()
         .unwrap();
@@ -151,12 +157,18 @@ fn helm_chart_sets_every_option() {
     let of = |kind: &str| objects.iter().find(|o| o["kind"] == kind).unwrap_or_else(|| panic!("no {kind}"));
     let pod = &of("Deployment")["spec"]["template"];
     let container = &pod["spec"]["containers"][0];
-    assert!(container["image"].as_str().unwrap().ends_with("@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
+    assert!(container["image"]
+        .as_str()
+        .unwrap()
+        .ends_with("@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
     assert_eq!(pod["spec"]["priorityClassName"], "system-cluster-critical");
     assert_eq!(pod["spec"]["imagePullSecrets"][0]["name"], "regcred");
     assert_eq!(pod["metadata"]["labels"]["team"], "storage");
     assert_eq!(pod["metadata"]["annotations"]["example.com/team"], "storage");
-    assert_eq!(of("ServiceAccount")["metadata"]["annotations"]["eks.amazonaws.com/role-arn"], "arn:aws:iam::123456789012:role/datarestor");
+    assert_eq!(
+        of("ServiceAccount")["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+        "arn:aws:iam::123456789012:role/datarestor"
+    );
     assert_eq!(of("MutatingWebhookConfiguration")["webhooks"][0]["failurePolicy"], "Fail");
     let args: Vec<&str> = container["args"].as_sequence().unwrap().iter().filter_map(|a| a.as_str()).collect();
     for expected in [
@@ -185,7 +197,10 @@ fn helm_chart_sets_every_option() {
     let help = String::from_utf8_lossy(&help.stdout);
     for arg in args.iter().filter(|a| a.starts_with("--")) {
         let flag = arg.split('=').next().unwrap();
-        assert!(help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")), "the chart passes {flag}, which `run` does not know");
+        assert!(
+            help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")),
+            "the chart passes {flag}, which `run` does not know"
+        );
     }
 }
 

@@ -83,6 +83,11 @@ pub struct ConfigSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_jobs_as: Option<RunAs>,
 
+    /// How this Config's restic Jobs (backups, restores, retention) are run; each field absent
+    /// falls back to the operator's own setting (its `--job-*` flags).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<JobOverrides>,
+
     /// Restore PVCs this Config selects from their newest snapshot when they are new.
     #[serde(default = "default_true")]
     pub auto_restore: bool,
@@ -286,6 +291,37 @@ impl ConfigSpec {
         merged.extend(repository.env.iter().cloned());
         merged
     }
+}
+
+/// Per-Config settings of the restic Jobs.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct JobOverrides {
+    /// The restic container's requests and limits, replacing the operator's whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
+    /// Nodes the Jobs may run on. A Job that must run beside a pod using a ReadWriteOnce volume is
+    /// pinned to that pod's node, and this is not applied to it (it could only make it unschedulable).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints the Jobs tolerate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<k8s_openapi::api::core::v1::Toleration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub priority_class_name: Option<String>,
+    /// `Always`, `IfNotPresent` or `Never`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^(Always|IfNotPresent|Never)$"))]
+    pub image_pull_policy: Option<String>,
+    /// Pod retries inside one Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 20))]
+    pub backoff_limit: Option<i32>,
+    /// A Job still running after this long is stopped and its Task fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 60))]
+    pub active_deadline_seconds: Option<i64>,
 }
 
 /// An unprivileged identity for restic Jobs: usually the user and group the application writes

@@ -453,7 +453,7 @@ impl Work<'_> {
             policy: &repository.forget_args,
             credentials_secret: &secret_name,
             credential_keys: &credential_keys,
-            settings: &ctx.settings.job,
+            settings: &ctx.settings.job.for_config(config.spec.jobs.as_ref()),
         });
         match Api::<Job>::namespaced(ctx.client.clone(), &namespace).create(&PostParams::default(), &job).await {
             Ok(_) => Ok(Ok(Some(name))),

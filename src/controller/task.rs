@@ -297,6 +297,7 @@ async fn launch(
     let node = node_using(ctx, &namespace, &resolved.pvc).await?;
     let now = Timestamp::now();
     let attempt = status.attempts.unwrap_or(0).max(0) as u32;
+    let settings = ctx.settings.job.for_config(resolved.config.spec.jobs.as_ref());
     let inputs = JobInputs {
         repository: &target,
         snapshot_id: status.snapshot_id.as_deref(),
@@ -305,7 +306,7 @@ async fn launch(
         node_name: node.as_deref(),
         attempt,
         run_as: resolved.config.spec.run_jobs_as,
-        settings: &ctx.settings.job,
+        settings: &settings,
     };
     let job = job::build(task, &inputs).ok_or(Error::MissingField("uid"))?;
     let job_name = job.metadata.name.clone().ok_or(Error::MissingField("job name"))?;
