@@ -20,7 +20,9 @@ struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
-    /// Run the operator against the cluster in KUBECONFIG (or the in-cluster config).
+    /// Run the operator against the cluster in KUBECONFIG (or the in-cluster config). A flag given
+    /// twice takes its last value, so the chart's `extraArgs` override what the chart sets.
+    #[command(args_override_self = true)]
     Run {
         /// Log format.
         #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "DATARESTOR_LOG_FORMAT")]

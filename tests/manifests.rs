@@ -191,6 +191,21 @@ fn helm_chart_sets_every_option() {
     assert_eq!(of("ServiceMonitor")["spec"]["endpoints"][0]["interval"], "15s");
     assert_eq!(of("PodDisruptionBudget")["spec"]["minAvailable"], 1);
 
+    // The chart's arguments parse, also with an `extraArgs` flag the chart already sets (the last
+    // one wins): the process gets as far as connecting to the cluster.
+    let mut run_args: Vec<&str> = args.clone();
+    run_args.extend(["--job-deadline-seconds=60", "--crd-timeout-seconds=1"]);
+    let started = Command::new(env!("CARGO_BIN_EXE_datarestor-operator"))
+        .args(&run_args)
+        .arg("--log-format=text")
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("POD_NAMESPACE", "backup-ops")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&started.stdout), String::from_utf8_lossy(&started.stderr));
+    assert!(!said.contains("Usage:") && said.contains("cannot start"), "{said}");
+
     // Every flag the chart passes is one the operator accepts.
     let binary = env!("CARGO_BIN_EXE_datarestor-operator");
     let help = Command::new(binary).args(["run", "--help"]).output().unwrap();
