@@ -36,10 +36,11 @@ helm_install() {
   }
 }
 
-# operator_pod: the name of the running operator pod, if any.
+# operator_pod: the name of a running operator pod, if any (sed reads every line: `head -1` would
+# close the pipe on a kubectl still writing the second pod and fail it with SIGPIPE).
 operator_pod() {
   kubectl get pods -n "$OPERATOR_NAMESPACE" -l "$OPERATOR_SELECTOR" \
-    -o 'jsonpath={range .items[?(@.status.phase=="Running")]}{.metadata.name}{"\n"}{end}' 2>/dev/null | head -1
+    -o 'jsonpath={range .items[?(@.status.phase=="Running")]}{.metadata.name}{"\n"}{end}' 2>/dev/null | sed -n 1p
 }
 
 # save_operator_log: appends the operator pod's log to $SCENARIO_DIR/operator.log (the pod and its

@@ -19,13 +19,14 @@ use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
-use kube::Api;
+use kube::{Api, ResourceExt};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Name of the MutatingWebhookConfiguration the operator maintains.
 pub const CONFIGURATION_NAME: &str = "datarestor-restore-gate";
 pub const PATH: &str = "/mutate-pods";
+const WEBHOOK_NAME: &str = "restore-gate.backup.datarestor-operator.com";
 
 /// How the restore gate is served.
 #[derive(Clone, Debug)]
@@ -182,12 +183,16 @@ async fn publish_configuration(ctx: &Context, endpoint: &Endpoint, ca_pem: &[u8]
     if let Ok(own) = std::env::var("POD_NAMESPACE") {
         excluded.push(own);
     }
-    let configuration: MutatingWebhookConfiguration = serde_json::from_value(serde_json::json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": CONFIGURATION_NAME, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
-        "webhooks": [{
-            "name": "restore-gate.backup.datarestor-operator.com",
+    let api = Api::<MutatingWebhookConfiguration>::all(ctx.client.clone());
+    // Installed by Helm: the release owns the configuration (Helm applies it server-side), so the
+    // operator fills in only where its webhook is reached and the CA; applying more fields would
+    // take them over and make the next `helm upgrade` conflict with the operator.
+    let helm_owned = api.get_opt(CONFIGURATION_NAME).await?.is_some_and(|c| c.annotations().contains_key("meta.helm.sh/release-name"));
+    let webhook = if helm_owned {
+        serde_json::json!({"name": WEBHOOK_NAME, "clientConfig": client_config})
+    } else {
+        serde_json::json!({
+            "name": WEBHOOK_NAME,
             "clientConfig": client_config,
             "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "scope": "Namespaced"}],
             "failurePolicy": if fail_closed { "Fail" } else { "Ignore" },
@@ -197,12 +202,15 @@ async fn publish_configuration(ctx: &Context, endpoint: &Endpoint, ca_pem: &[u8]
             "reinvocationPolicy": "Never",
             "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": excluded}]},
             "objectSelector": {"matchExpressions": [{"key": MANAGED_BY_LABEL, "operator": "NotIn", "values": [MANAGED_BY]}]},
-        }],
-    }))
-    .expect("a well-formed webhook configuration");
-    Api::<MutatingWebhookConfiguration>::all(ctx.client.clone())
-        .patch(CONFIGURATION_NAME, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&configuration))
-        .await?;
+        })
+    };
+    let configuration = serde_json::json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": CONFIGURATION_NAME},
+        "webhooks": [webhook],
+    });
+    api.patch(CONFIGURATION_NAME, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&configuration)).await?;
     Ok(())
 }
 

@@ -68,7 +68,7 @@ both_ready() { [ "$(replicas | wc -l)" = 2 ] && for r in $(replicas); do [ "$(re
 wait_for 90 "two ready replicas" both_ready
 wait_for 30 "a leader" bash -c "[ -n \"\$(kubectl get lease $LEASE -n $LEASE_NAMESPACE -o 'jsonpath={.spec.holderIdentity}' 2>/dev/null)\" ]"
 leader="$(holder)"
-standby="$(replicas | grep -vx "$leader" | head -1)"
+standby="$(replicas | grep -vx "$leader" | sed -n 1p)"
 [ -n "$standby" ] || fail "no standby besides the leader $leader ($(replicas | tr '\n' ' '))"
 log "leader $leader, standby $standby"
 assert_eq 1 "$(leader_metric "$leader")" "datarestor_leader of the leader"
