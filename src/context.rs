@@ -33,8 +33,10 @@ pub struct Context {
     pub settings: Settings,
     /// Every Task, as the Task controller sees them (for concurrency limits and queues).
     pub tasks: Store<DeserializeGuard<Task>>,
-    /// Every Config, as the Config controller sees them.
+    /// Every Config (filled on every replica: the restore gate reads it).
     pub configs: Store<DeserializeGuard<Config>>,
+    /// Every PVC, as the PVC controller sees them (filled while this replica leads).
+    pub pvcs: Store<k8s_openapi::api::core::v1::PersistentVolumeClaim>,
     /// Tasks this process has started whose new phase the cache may not show yet.
     pub starting: tokio::sync::Mutex<BTreeSet<(String, String)>>,
     /// Each repository's newest snapshots per host, shared by every new PVC's decision.
@@ -49,6 +51,7 @@ impl Context {
         settings: Settings,
         tasks: Store<DeserializeGuard<Task>>,
         configs: Store<DeserializeGuard<Config>>,
+        pvcs: Store<k8s_openapi::api::core::v1::PersistentVolumeClaim>,
     ) -> Self {
         let reporter = Reporter { controller: "datarestor-operator".into(), instance: std::env::var("POD_NAME").ok() };
         let metrics = crate::metrics::Metrics::new();
@@ -61,6 +64,7 @@ impl Context {
             settings,
             tasks,
             configs,
+            pvcs,
             starting: Default::default(),
         }
     }

@@ -92,7 +92,8 @@ pub async fn run(settings: Settings, crd_timeout: Duration, serving: Serving) ->
         .owns(Api::<Job>::all(client.clone()), retention_jobs)
         .with_config(runtime_controller::Config::default().debounce(Duration::from_secs(1)));
     let config_store = configs.store();
-    let ctx = Arc::new(Context::new(client.clone(), settings, tasks.store(), config_cache));
+    let pvcs = Controller::new(Api::<PersistentVolumeClaim>::all(client.clone()), watcher::Config::default());
+    let ctx = Arc::new(Context::new(client.clone(), settings, tasks.store(), config_cache, pvcs.store()));
     tokio::spawn(config_watch);
     // A PVC appearing, changing labels or going away changes what Configs select.
     let configs = configs
@@ -103,7 +104,6 @@ pub async fn run(settings: Settings, crd_timeout: Duration, serving: Serving) ->
 
     // A restore Task finishing moves its PVC's restore state on; a Config appearing or changing
     // re-examines the PVCs it selects.
-    let pvcs = Controller::new(Api::<PersistentVolumeClaim>::all(client.clone()), watcher::Config::default());
     let pvc_store = pvcs.store();
     let pvc_ready = pvcs.store();
     let cluster_wide = ctx.settings.cluster_wide.clone();

@@ -187,7 +187,8 @@ async fn publish_configuration(ctx: &Context, endpoint: &Endpoint, ca_pem: &[u8]
     // Installed by Helm: the release owns the configuration (Helm applies it server-side), so the
     // operator fills in only where its webhook is reached and the CA; applying more fields would
     // take them over and make the next `helm upgrade` conflict with the operator.
-    let helm_owned = api.get_opt(CONFIGURATION_NAME).await?.is_some_and(|c| c.annotations().contains_key("meta.helm.sh/release-name"));
+    let helm_owned =
+        api.get_opt(CONFIGURATION_NAME).await?.is_some_and(|c| c.annotations().contains_key("meta.helm.sh/release-name"));
     let webhook = if helm_owned {
         serde_json::json!({"name": WEBHOOK_NAME, "clientConfig": client_config})
     } else {

@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -124,14 +124,16 @@ pub fn problems(config: &Config) -> Vec<String> {
     plan(config).err().unwrap_or_default()
 }
 
-/// PVCs the Config selects, in every namespace.
-pub async fn selected_pvcs(ctx: &Context, config: &Config) -> Result<Vec<PersistentVolumeClaim>, kube::Error> {
-    let pvcs = Api::<PersistentVolumeClaim>::all(ctx.client.clone()).list(&ListParams::default()).await?;
-    Ok(pvcs
-        .items
+/// PVCs the Config selects, in every namespace, from the PVC cache (a reconcile per PVC change
+/// must not list every PVC of the cluster from the API server).
+pub async fn selected_pvcs(ctx: &Context, config: &Config) -> Vec<PersistentVolumeClaim> {
+    crate::context::filled(&ctx.pvcs).await;
+    ctx.pvcs
+        .state()
         .into_iter()
         .filter(|pvc| config.selects(pvc.namespace().as_deref().unwrap_or_default(), pvc.labels(), &ctx.settings.cluster_wide))
-        .collect())
+        .map(|pvc| PersistentVolumeClaim::clone(&pvc))
+        .collect()
 }
 
 /// A repository's key in Task names: distinguishes Configs and repositories that back up the
@@ -195,7 +197,7 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Config>>, ctx: Arc<Context>) 
         );
     }
 
-    let pvcs = selected_pvcs(&ctx, config).await?;
+    let pvcs = selected_pvcs(&ctx, config).await;
     status.matched_pvcs = Some(pvcs.len() as i32);
     let backupable: Vec<&PersistentVolumeClaim> = pvcs.iter().filter(|p| submit::is_backupable(p)).collect();
 
