@@ -155,7 +155,7 @@ pub fn records(view: &ClusterView<'_>) -> Vec<PvcRecord> {
             last_backup_failed,
             backup_due,
             restore_state: pvc.annotations().get(crate::controller::restore::STATE_ANNOTATION).cloned(),
-            held_since: held.then_some(created),
+            held_since: held.then(|| hold_started(pvc, view.tasks, created)),
             repositories_down,
             namespace,
             pvc: name,
@@ -163,6 +163,18 @@ pub fn records(view: &ClusterView<'_>) -> Vec<PvcRecord> {
     }
     records.sort_by(|a, b| (&a.namespace, &a.pvc).cmp(&(&b.namespace, &b.pvc)));
     records
+}
+
+/// Since when a PVC's pods wait: a manual restore of an existing PVC holds them from its Task's
+/// creation; a new PVC (automatic restore) from its own creation.
+fn hold_started(pvc: &PersistentVolumeClaim, tasks: &[&Task], created: Timestamp) -> Timestamp {
+    let namespace = pvc.namespace();
+    pvc.annotations()
+        .get(crate::controller::restore::TASK_ANNOTATION)
+        .and_then(|name| tasks.iter().find(|t| t.metadata.name.as_ref() == Some(name) && t.metadata.namespace == namespace))
+        .filter(|task| task.spec.trigger != crate::api::TaskTrigger::Auto)
+        .and_then(|task| task.metadata.creation_timestamp.as_ref())
+        .map_or(created, |t| t.0)
 }
 
 /// Workloads held at zero replicas by unfinished Tasks, and the start of the oldest such Task.

@@ -48,7 +48,11 @@ pub async fn serve(ctx: Arc<Context>, pvcs: Store<PersistentVolumeClaim>, listen
     tracing::info!(%listen, "metrics and health endpoint listening");
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                // Out of file descriptors and the like: wait instead of spinning.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            };
             let (ctx, pvcs) = (ctx.clone(), pvcs.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| handle(ctx.clone(), pvcs.clone(), request));
@@ -89,6 +93,15 @@ async fn handle(
 }
 
 fn observe(metrics: &crate::metrics::Metrics, ctx: &Context, pvcs: &Store<PersistentVolumeClaim>) {
+    metrics.restic(ctx.settings.restic.running_processes(), ctx.settings.restic.waiting_calls());
+    let now = jiff::Timestamp::now();
+    if !metrics.leading() {
+        // A standby's caches hold only Configs: the cluster gauges come from the leader alone, so
+        // sums over replicas count each PVC and repository once.
+        let cluster_wide = &ctx.settings.cluster_wide;
+        metrics.observe(&ClusterView { configs: &[], pvcs: &[], tasks: &[], cluster_wide, now });
+        return;
+    }
     let configs = ctx.configs.state();
     let configs: Vec<&Config> = configs.iter().filter_map(|guard| guard.0.as_ref().ok()).collect();
     let tasks = ctx.tasks.state();
@@ -100,7 +113,6 @@ fn observe(metrics: &crate::metrics::Metrics, ctx: &Context, pvcs: &Store<Persis
         pvcs: &pvcs,
         tasks: &tasks,
         cluster_wide: &ctx.settings.cluster_wide,
-        now: jiff::Timestamp::now(),
+        now,
     });
-    metrics.restic(ctx.settings.restic.running_processes(), ctx.settings.restic.waiting_calls());
 }

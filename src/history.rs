@@ -7,8 +7,8 @@ use crate::api::{Task, TaskPhase, TaskType};
 use std::collections::BTreeMap;
 
 /// Names of the Tasks to delete: per PVC and type, all but the newest `succeeded_limit` Completed
-/// (for backups: per repository) and the newest `failed_limit` Failed Tasks. Unfinished Tasks are
-/// never chosen.
+/// (for backups: per repository, and at least one) and the newest `failed_limit` Failed Tasks.
+/// Unfinished Tasks are never chosen.
 pub fn to_prune(tasks: &[Task], succeeded_limit: usize, failed_limit: usize) -> Vec<String> {
     let mut groups: BTreeMap<(String, TaskType, bool, Option<String>), Vec<&Task>> = BTreeMap::new();
     for task in tasks {
@@ -23,7 +23,7 @@ pub fn to_prune(tasks: &[Task], succeeded_limit: usize, failed_limit: usize) -> 
         groups.entry((task.spec.pvc_name.clone(), task.spec.type_, succeeded, repository)).or_default().push(task);
     }
     let mut doomed = Vec::new();
-    for ((_, _, succeeded, _), mut group) in groups {
+    for ((_, type_, succeeded, _), mut group) in groups {
         // Newest first: by completion, then creation, then name for a stable order.
         group.sort_by_key(|t| {
             let status = t.status.as_ref();
@@ -33,7 +33,13 @@ pub fn to_prune(tasks: &[Task], succeeded_limit: usize, failed_limit: usize) -> 
                 t.metadata.name.clone(),
             ))
         });
-        let keep = if succeeded { succeeded_limit } else { failed_limit };
+        // A PVC's newest backup in each repository always stays: it is the record of when the PVC
+        // was last protected there (the metrics' due time and `status` read it).
+        let keep = match (succeeded, type_) {
+            (true, TaskType::Backup) => succeeded_limit.max(1),
+            (true, _) => succeeded_limit,
+            (false, _) => failed_limit,
+        };
         doomed.extend(group.into_iter().skip(keep).filter_map(|t| t.metadata.name.clone()));
     }
     doomed.sort();
@@ -90,7 +96,8 @@ mod tests {
         ];
         assert_eq!(to_prune(&tasks, 2, 1), ["b1", "b2", "f1"]);
         assert_eq!(to_prune(&tasks, 1, 1), ["b1", "b2", "b3", "f1", "o1"]);
-        assert_eq!(to_prune(&tasks, 0, 0), ["b1", "b2", "b3", "b4", "f1", "f2", "o1", "o2", "r1"]);
+        // The newest backup (of each repository) is the PVC's record and stays even at 0.
+        assert_eq!(to_prune(&tasks, 0, 0), ["b1", "b2", "b3", "f1", "f2", "o1", "r1"]);
         assert!(to_prune(&tasks, 10, 10).is_empty());
     }
 

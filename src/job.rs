@@ -48,14 +48,19 @@ pub struct JobSettings {
 }
 
 impl JobSettings {
-    /// These settings with a Config's `jobs` laid over them.
-    pub fn for_config(&self, overrides: Option<&crate::api::JobOverrides>) -> JobSettings {
+    /// These settings with a Config's `jobs` laid over them. Where a Job may be scheduled (node
+    /// selector, tolerations, priority class) is only taken from an administrators' Config
+    /// (`placement_allowed`): a team that may write Configs but not pods must not steer root Jobs
+    /// onto tainted nodes or above other workloads.
+    pub fn for_config(&self, overrides: Option<&crate::api::JobOverrides>, placement_allowed: bool) -> JobSettings {
         let mut settings = self.clone();
         let Some(o) = overrides else { return settings };
         settings.resources = o.resources.clone().or(settings.resources);
-        settings.node_selector.extend(o.node_selector.clone());
-        settings.tolerations.extend(o.tolerations.iter().cloned());
-        settings.priority_class_name = o.priority_class_name.clone().or(settings.priority_class_name);
+        if placement_allowed {
+            settings.node_selector.extend(o.node_selector.clone());
+            settings.tolerations.extend(o.tolerations.iter().cloned());
+            settings.priority_class_name = o.priority_class_name.clone().or(settings.priority_class_name);
+        }
         settings.image_pull_policy = o.image_pull_policy.clone().unwrap_or(settings.image_pull_policy);
         settings.backoff_limit = o.backoff_limit.unwrap_or(settings.backoff_limit);
         settings.active_deadline_seconds = o.active_deadline_seconds.unwrap_or(settings.active_deadline_seconds);

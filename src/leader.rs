@@ -164,17 +164,26 @@ async fn try_acquire(
 
 impl Leadership {
     /// Renews the Lease every retry period; returns (with the reason) once it is lost: not renewed
-    /// within the renew deadline, or taken by another replica.
+    /// within the renew deadline, or taken by another replica. A renewal counts from when its
+    /// request was sent, and each attempt is cut off at the deadline, so a request that hangs (a
+    /// dead connection) cannot keep a leader acting past it.
     pub async fn keep(&self) -> String {
+        let deadline = self.settings.renew_deadline();
         let mut renewed = Instant::now();
         loop {
             tokio::time::sleep(self.settings.retry_period()).await;
-            match self.renew().await {
-                Ok(true) => renewed = Instant::now(),
-                Ok(false) => return "another replica holds the Lease".into(),
-                Err(error) => tracing::warn!(%error, "could not renew the leader Lease"),
+            let left = deadline.saturating_sub(renewed.elapsed());
+            if left.is_zero() {
+                return format!("the Lease was not renewed for {}s", renewed.elapsed().as_secs());
             }
-            if renewed.elapsed() >= self.settings.renew_deadline() {
+            let sent = Instant::now();
+            match tokio::time::timeout(left, self.renew()).await {
+                Ok(Ok(true)) => renewed = sent,
+                Ok(Ok(false)) => return "another replica holds the Lease".into(),
+                Ok(Err(error)) => tracing::warn!(%error, "could not renew the leader Lease"),
+                Err(_) => tracing::warn!("renewing the leader Lease did not finish in time"),
+            }
+            if renewed.elapsed() >= deadline {
                 return format!("the Lease was not renewed for {}s", renewed.elapsed().as_secs());
             }
         }

@@ -169,7 +169,7 @@ enum Command {
 fn lease_identity() -> String {
     let pod = std::env::var("POD_NAME").unwrap_or_else(|_| "datarestor-operator".into());
     let nanos = jiff::Timestamp::now().as_nanosecond();
-    format!("{pod}_{:08x}", (nanos as u64 ^ u64::from(std::process::id()).rotate_left(32)) as u32)
+    format!("{pod}_{:08x}", (nanos as u64 ^ u64::from(std::process::id()).rotate_left(16)) as u32)
 }
 
 /// A listening address, or none (`off`).
@@ -304,6 +304,10 @@ async fn main() -> anyhow::Result<()> {
                     }),
                     (Some(_), None) => anyhow::bail!("--leader-election-lease needs POD_NAMESPACE (the Lease's namespace)"),
                 };
+                if leader_election.is_some() && webhook.as_ref().is_some_and(|w| w.certificate_secret.is_none()) {
+                    // Each replica would publish its own CA and the others' answers would fail TLS.
+                    anyhow::bail!("--leader-election-lease with the webhook needs --webhook-certificate-secret (every replica must serve the same certificate)");
+                }
                 let serving = Serving { webhook, metrics_listen: metrics_listen.0, leader_election };
                 datarestor_operator::operator::run(settings, Duration::from_secs(crd_timeout_seconds), serving).await?;
                 anyhow::Ok(())

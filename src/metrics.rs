@@ -207,6 +207,11 @@ impl Metrics {
         self.leader.set(i64::from(leader));
     }
 
+    /// Whether this replica acts (and so exports the cluster gauges).
+    pub fn leading(&self) -> bool {
+        self.leader.get() == 1
+    }
+
     pub fn restic(&self, running: usize, waiting: usize) {
         self.restic_processes.set(running as i64);
         self.restic_waiting.set(waiting as i64);

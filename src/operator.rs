@@ -159,19 +159,19 @@ pub async fn run(settings: Settings, crd_timeout: Duration, serving: Serving) ->
     };
     ctx.metrics.set_leader(true);
     // Other replicas may act once this one cannot renew: it stops at once, before they start.
-    if let Some(leadership) = leadership.clone() {
+    let keeper = leadership.clone().map(|leadership| {
         let held = ctx.clone();
         tokio::spawn(async move {
             let why = leadership.keep().await;
             held.metrics.set_leader(false);
             tracing::error!(%why, "lost the leader Lease; stopping so another replica leads");
             std::process::exit(1);
-        });
-    }
+        })
+    });
 
     // Workloads left scaled down by a crash, a deleted Task or anything else come back.
     let janitor = ctx.clone();
-    tokio::spawn(async move {
+    let orphans = tokio::spawn(async move {
         loop {
             if let Err(error) = controller::quiesce::recover_orphans(&janitor).await {
                 tracing::warn!(%error, "could not check for workloads left scaled down");
@@ -189,6 +189,11 @@ pub async fn run(settings: Settings, crd_timeout: Duration, serving: Serving) ->
             .for_each(|r| log_result(&ctx, "config", r)),
         pvcs.run(controller::pvc::reconcile, controller::pvc::error_policy, ctx.clone()).for_each(|r| log_result(&ctx, "pvc", r)),
     );
+    // Nothing of this replica acts (or renews) once the Lease is given up.
+    orphans.abort();
+    if let Some(keeper) = keeper {
+        keeper.abort();
+    }
     if let Some(leadership) = leadership {
         leadership.release().await;
     }

@@ -14,8 +14,17 @@ use std::time::Duration;
 
 /// Every protected PVC (in `namespace`, or everywhere), as a table or JSON.
 pub async fn status(client: Client, namespace: Option<&str>, cluster_wide: &ClusterWide, json: bool) -> anyhow::Result<String> {
-    // Configs anywhere may protect the PVCs asked about (administrators' namespaces).
-    let configs = Api::<DeserializeGuard<Config>>::all(client.clone()).list(&ListParams::default()).await?;
+    // Configs anywhere may protect the PVCs asked about (administrators' namespaces); a user who
+    // may read Configs only in their namespace sees what that namespace's Configs protect.
+    let configs = match Api::<DeserializeGuard<Config>>::all(client.clone()).list(&ListParams::default()).await {
+        Err(kube::Error::Api(e)) if e.code == 403 && namespace.is_some() => {
+            eprintln!("note: Configs outside {} cannot be read; PVCs they protect are not shown", namespace.unwrap_or_default());
+            Api::<DeserializeGuard<Config>>::namespaced(client.clone(), namespace.unwrap_or_default())
+                .list(&ListParams::default())
+                .await?
+        }
+        listed => listed?,
+    };
     let configs: Vec<&Config> = configs.items.iter().filter_map(|g| g.0.as_ref().ok()).collect();
     let (pvcs, tasks) = match namespace {
         Some(ns) => (
@@ -136,8 +145,8 @@ pub async fn request(
     annotation::parse(value).map_err(|e| anyhow::anyhow!("{value:?}: {e}"))?;
     let (request_key, result_key) = kind.keys();
     let api: Api<PersistentVolumeClaim> = Api::namespaced(client, namespace);
-    let before = api.get(pvc).await?.annotations().get(result_key).cloned();
-    // The previous answer goes, so the next one read is this request's.
+    api.get(pvc).await?; // a missing PVC is said plainly, before anything is written
+                         // The previous answer goes, so the next one read is this request's.
     let patch = serde_json::json!({"metadata": {"annotations": {request_key: value, result_key: null}}});
     api.patch(pvc, &PatchParams::default(), &Patch::Merge(&patch)).await?;
     let Some(limit) = wait else {
@@ -149,7 +158,7 @@ pub async fn request(
         let answer = current.annotations().get(result_key).cloned();
         // Only an ended request's answer is final (an accepted one is answered again when its
         // Task ends).
-        if let Some(answer) = answer.filter(|a| Some(a) != before.as_ref()) {
+        if let Some(answer) = answer {
             if answer.starts_with("Completed") {
                 return Ok(format!("{answer}\n"));
             }

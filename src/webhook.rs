@@ -66,7 +66,7 @@ pub enum WebhookError {
 }
 
 /// A self-signed certificate for the names the API server may use.
-fn certificate(endpoint: &Endpoint) -> Result<rcgen::CertifiedKey, rcgen::Error> {
+fn certificate_names(endpoint: &Endpoint) -> Vec<String> {
     let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
     match endpoint {
         Endpoint::Url(url) => {
@@ -79,14 +79,15 @@ fn certificate(endpoint: &Endpoint) -> Result<rcgen::CertifiedKey, rcgen::Error>
         }
     }
     names.dedup();
-    rcgen::generate_simple_self_signed(names)
+    names
 }
 
-/// The serving certificate and key (PEM), from the shared Secret `secret` in the operator's
-/// namespace when one is named: the first replica makes it, every other replica (and every later
-/// pod of a rolling update) uses the same, so the published caBundle fits whichever answers.
+/// Which names a shared certificate was made for, so one made for another endpoint is replaced.
+const CERTIFICATE_NAMES_ANNOTATION: &str = "backup.datarestor-operator.com/certificate-names";
+
 async fn serving_certificate(ctx: &Context, endpoint: &Endpoint, secret: Option<&str>) -> Result<(String, String), WebhookError> {
-    let make = || certificate(endpoint).map(|c| (c.cert.pem(), c.key_pair.serialize_pem()));
+    let names = certificate_names(endpoint);
+    let make = || rcgen::generate_simple_self_signed(names.clone()).map(|c| (c.cert.pem(), c.key_pair.serialize_pem()));
     let Some(name) = secret else { return Ok(make()?) };
     let namespace =
         std::env::var("POD_NAMESPACE").map_err(|_| WebhookError::SharedCertificate("POD_NAMESPACE is not set".into()))?;
@@ -102,22 +103,27 @@ async fn serving_certificate(ctx: &Context, endpoint: &Endpoint, secret: Option<
                 .map(|v| String::from_utf8_lossy(&v.0).into_owned())
                 .filter(|v| !v.is_empty())
         };
-        if let (Some(cert), Some(key)) = (field("tls.crt"), field("tls.key")) {
+        let made_for = existing.as_ref().and_then(|s| s.annotations().get(CERTIFICATE_NAMES_ANNOTATION).cloned());
+        if let (Some(cert), Some(key), true) = (field("tls.crt"), field("tls.key"), made_for == Some(names.join(","))) {
             return Ok((cert, key));
         }
         let (cert, key) = make()?;
         let data = serde_json::json!({"tls.crt": base64::engine::general_purpose::STANDARD.encode(&cert),
                                       "tls.key": base64::engine::general_purpose::STANDARD.encode(&key)});
         let written = match existing {
-            // The chart's (empty) Secret: filled in only if still empty, so two replicas never
-            // both write (the resourceVersion makes the second write fail and read the first's).
+            // The chart's (empty) Secret, or one made for other names: written only as read, so two
+            // replicas never both write (the resourceVersion makes the second write fail and read
+            // the first's).
             Some(secret) => {
-                let patch = serde_json::json!({"metadata": {"resourceVersion": secret.metadata.resource_version}, "data": data});
+                let patch = serde_json::json!({
+                    "metadata": {"resourceVersion": secret.metadata.resource_version, "annotations": {CERTIFICATE_NAMES_ANNOTATION: names.join(",")}},
+                    "data": data,
+                });
                 secrets.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await
             }
             None => {
                 let secret: Secret = serde_json::from_value(serde_json::json!({
-                    "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+                    "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY}, "annotations": {CERTIFICATE_NAMES_ANNOTATION: names.join(",")}},
                     "type": "Opaque", "data": data,
                 }))?;
                 secrets.create(&PostParams::default(), &secret).await
@@ -152,7 +158,11 @@ pub async fn start(ctx: Arc<Context>, webhook: &Webhook) -> Result<(), WebhookEr
     let serving = ctx.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                // Out of file descriptors and the like: wait instead of spinning.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            };
             let acceptor = acceptor.clone();
             let ctx = serving.clone();
             tokio::spawn(async move {

@@ -247,7 +247,7 @@ fn a_configs_jobs_settings_override_the_operators() {
     }))
     .unwrap();
     let operator = JobSettings { backoff_limit: 5, ..JobSettings::default() };
-    let settings = operator.for_config(Some(&overrides));
+    let settings = operator.for_config(Some(&overrides), true);
     let keys = ["RESTIC_PASSWORD".to_owned()];
     let inputs = |node_name| JobInputs {
         repository: "/srv/restic",
@@ -277,9 +277,14 @@ fn a_configs_jobs_settings_override_the_operators() {
     assert_eq!(pod.node_selector, None);
     assert!(pod.affinity.is_some());
 
+    // A team's own Config: resources and retries apply, placement does not.
+    let team = operator.for_config(Some(&overrides), false);
+    assert!(team.node_selector.is_empty() && team.tolerations.is_empty() && team.priority_class_name.is_none());
+    assert_eq!((team.backoff_limit, team.resources.is_some()), (0, true));
+
     // Nothing set: the operator's settings as they were.
-    let unchanged = operator.for_config(None);
+    let unchanged = operator.for_config(None, true);
     assert_eq!((unchanged.backoff_limit, unchanged.resources.is_none()), (5, true));
-    let empty = operator.for_config(Some(&Default::default()));
+    let empty = operator.for_config(Some(&Default::default()), true);
     assert_eq!((empty.backoff_limit, empty.active_deadline_seconds), (5, operator.active_deadline_seconds));
 }

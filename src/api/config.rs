@@ -103,7 +103,8 @@ pub struct ConfigSpec {
     #[serde(default)]
     pub manual_restore_mode: RestoreMode,
 
-    /// Completed Tasks kept per PVC and type; older ones are deleted.
+    /// Completed Tasks kept per PVC and type (backups: per repository); older ones are deleted.
+    /// The newest backup in each repository always stays, as the record of the PVC's protection.
     #[serde(default = "default_succeeded_history")]
     #[schemars(range(min = 0, max = 100))]
     pub succeeded_tasks_history_limit: i32,
@@ -302,6 +303,8 @@ pub struct JobOverrides {
     pub resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
     /// Nodes the Jobs may run on. A Job that must run beside a pod using a ReadWriteOnce volume is
     /// pinned to that pod's node, and this is not applied to it (it could only make it unschedulable).
+    /// Placement (this, `tolerations`, `priorityClassName`) is honoured only on Configs in the
+    /// administrators' namespaces.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
     /// Taints the Jobs tolerate.

@@ -455,7 +455,10 @@ impl Work<'_> {
             policy: &repository.forget_args,
             credentials_secret: &secret_name,
             credential_keys: &credential_keys,
-            settings: &ctx.settings.job.for_config(config.spec.jobs.as_ref()),
+            settings: &ctx.settings.job.for_config(
+                config.spec.jobs.as_ref(),
+                ctx.settings.cluster_wide.contains(config.metadata.namespace.as_deref().unwrap_or_default()),
+            ),
         });
         match Api::<Job>::namespaced(ctx.client.clone(), &namespace).create(&PostParams::default(), &job).await {
             Ok(_) => Ok(Ok(Some(name))),

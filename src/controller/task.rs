@@ -297,7 +297,8 @@ async fn launch(
     let node = node_using(ctx, &namespace, &resolved.pvc).await?;
     let now = Timestamp::now();
     let attempt = status.attempts.unwrap_or(0).max(0) as u32;
-    let settings = ctx.settings.job.for_config(resolved.config.spec.jobs.as_ref());
+    let administrators = ctx.settings.cluster_wide.contains(resolved.config.metadata.namespace.as_deref().unwrap_or_default());
+    let settings = ctx.settings.job.for_config(resolved.config.spec.jobs.as_ref(), administrators);
     let inputs = JobInputs {
         repository: &target,
         snapshot_id: status.snapshot_id.as_deref(),
