@@ -331,3 +331,21 @@ fn serving_every_family() -> datarestor_operator::metrics::Metrics {
     futures::executor::block_on(metrics.render(|m| m.observe(&view)));
     metrics
 }
+
+#[test]
+fn helm_lint_strict_passes_with_default_and_all_options_values() {
+    for values in [None, Some("charts/datarestor-operator/ci/all-options-values.yaml")] {
+        let mut lint = Command::new(helm());
+        lint.args(["lint", "--strict", "charts/datarestor-operator"]).current_dir(root());
+        if let Some(values) = values {
+            lint.args(["-f", values]);
+        }
+        let output = lint.output().unwrap();
+        assert!(
+            output.status.success(),
+            "helm lint --strict ({values:?}): {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
