@@ -3,8 +3,6 @@
 RESTIC_PASSWORD_VALUE="e2e-restic-password-$RANDOM$RANDOM"
 export REPO="s3:$S3_ENDPOINT/$S3_BUCKET"
 
-free_port() { python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$S3_HOST"; }
-
 # The apps' container: on kube-sim any image "runs"; on the real cluster the image built for the
 # suite, with a process that stops at once on SIGTERM, as a well-behaved app does.
 APP_CONTAINER="image: \"$APP_IMAGE\", imagePullPolicy: IfNotPresent, command: [sh, -c, 'trap \"exit 0\" TERM; sleep 1000000 & wait']"

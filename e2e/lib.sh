@@ -125,11 +125,15 @@ sim_close_watches() { curl -fsS -X POST "$KUBE_SIM_URL/sim/close-watches" >/dev/
 
 # ---------------------------------------------------------------- operator
 
+# free_port [HOST]: a TCP port nothing listens on at HOST (default $S3_HOST, where the test
+# servers listen).
+free_port() { python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "${1:-$S3_HOST}"; }
+
 # start_operator [ARGS...]: run `datarestor-operator run ARGS` in the background, logging to
 # $SCENARIO_DIR/operator.log.
 start_operator() {
   local port
-  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  port="$(free_port 127.0.0.1)"
   echo "$port" >"$SCENARIO_DIR/metrics.port"
   "$OPERATOR_BIN" run --metrics-listen "127.0.0.1:$port" "$@" >>"$SCENARIO_DIR/operator.log" 2>&1 &
   echo $! >"$SCENARIO_DIR/operator.pid"
@@ -162,7 +166,7 @@ operator_running() {
 # re-exports S3_ENDPOINT. Its data is in memory and lost when it stops.
 start_own_s3() {
   local port
-  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  port="$(free_port 127.0.0.1)"
   moto_server -H "$S3_HOST" -p "$port" >>"$SCENARIO_DIR/own-s3.log" 2>&1 &
   echo $! >"$SCENARIO_DIR/own-s3.pid"
   export S3_ENDPOINT="http://$S3_HOST:$port"

@@ -9,7 +9,6 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use kube::runtime::reflector::Store;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -43,7 +42,7 @@ impl Readiness {
 }
 
 /// Starts serving on `listen`; returns once the port is bound.
-pub async fn serve(ctx: Arc<Context>, pvcs: Store<PersistentVolumeClaim>, listen: SocketAddr) -> std::io::Result<()> {
+pub async fn serve(ctx: Arc<Context>, listen: SocketAddr) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(%listen, "metrics and health endpoint listening");
     tokio::spawn(async move {
@@ -53,9 +52,9 @@ pub async fn serve(ctx: Arc<Context>, pvcs: Store<PersistentVolumeClaim>, listen
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             };
-            let (ctx, pvcs) = (ctx.clone(), pvcs.clone());
+            let ctx = ctx.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request| handle(ctx.clone(), pvcs.clone(), request));
+                let service = hyper::service::service_fn(move |request| handle(ctx.clone(), request));
                 let io = hyper_util::rt::TokioIo::new(stream);
                 if let Err(error) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
                     tracing::debug!(%error, "metrics connection ended");
@@ -66,11 +65,7 @@ pub async fn serve(ctx: Arc<Context>, pvcs: Store<PersistentVolumeClaim>, listen
     Ok(())
 }
 
-async fn handle(
-    ctx: Arc<Context>,
-    pvcs: Store<PersistentVolumeClaim>,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+async fn handle(ctx: Arc<Context>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let reply = |status: StatusCode, content_type: &str, body: String| {
         Ok(Response::builder()
             .status(status)
@@ -85,14 +80,14 @@ async fn handle(
             Some(missing) => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("{missing}\n")),
         },
         "/metrics" => {
-            let text = ctx.metrics.render(|metrics| observe(metrics, &ctx, &pvcs)).await;
+            let text = ctx.metrics.render(|metrics| observe(metrics, &ctx)).await;
             reply(StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", text)
         }
         _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found: /metrics, /healthz and /readyz are served\n".into()),
     }
 }
 
-fn observe(metrics: &crate::metrics::Metrics, ctx: &Context, pvcs: &Store<PersistentVolumeClaim>) {
+fn observe(metrics: &crate::metrics::Metrics, ctx: &Context) {
     metrics.restic(ctx.settings.restic.running_processes(), ctx.settings.restic.waiting_calls());
     let now = jiff::Timestamp::now();
     if !metrics.leading() {
@@ -106,7 +101,7 @@ fn observe(metrics: &crate::metrics::Metrics, ctx: &Context, pvcs: &Store<Persis
     let configs: Vec<&Config> = configs.iter().filter_map(|guard| guard.0.as_ref().ok()).collect();
     let tasks = ctx.tasks.state();
     let tasks: Vec<&Task> = tasks.iter().filter_map(|guard| guard.0.as_ref().ok()).collect();
-    let pvcs = pvcs.state();
+    let pvcs = ctx.pvcs.state();
     let pvcs: Vec<&PersistentVolumeClaim> = pvcs.iter().map(AsRef::as_ref).collect();
     metrics.observe(&ClusterView {
         configs: &configs,

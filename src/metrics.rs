@@ -141,7 +141,7 @@ impl Metrics {
         );
         r.register(
             "pvc_restore_held_since_timestamp_seconds",
-            "For a PVC whose pods wait for a restore: since when (its creation, Unix time)",
+            "For a PVC whose pods wait for a restore: since when (Unix time; a new PVC's creation, or a manual restore's Task)",
             m.pvc_restore_held_since.clone(),
         );
         r.register("pvcs_protected", "PVCs a Config selects", m.pvcs_protected.clone());

@@ -104,15 +104,14 @@ pub async fn run(settings: Settings, crd_timeout: Duration, serving: Serving) ->
 
     // A restore Task finishing moves its PVC's restore state on; a Config appearing or changing
     // re-examines the PVCs it selects.
-    let pvc_store = pvcs.store();
-    let pvc_ready = pvcs.store();
     let cluster_wide = ctx.settings.cluster_wide.clone();
+    let pvc_cache = ctx.pvcs.clone();
     let pvcs = pvcs
         .watches(Api::<DeserializeGuard<Config>>::all(client.clone()), watcher::Config::default(), move |guard| {
             let selected: Vec<ObjectRef<PersistentVolumeClaim>> = match &guard.0 {
                 // PVCs still waiting for a restore too: the Config may have stopped selecting them
                 // (deleted, selector changed, autoRestore off), and their pods must not wait on.
-                Ok(config) => pvc_store
+                Ok(config) => pvc_cache
                     .state()
                     .iter()
                     .filter(|pvc| {
@@ -132,9 +131,7 @@ pub async fn run(settings: Settings, crd_timeout: Duration, serving: Serving) ->
         .graceful_shutdown_on(shutdown.clone());
 
     if let Some(addr) = serving.metrics_listen {
-        crate::health::serve(ctx.clone(), pvc_ready.clone(), addr)
-            .await
-            .map_err(|source| StartError::Metrics { addr, source })?;
+        crate::health::serve(ctx.clone(), addr).await.map_err(|source| StartError::Metrics { addr, source })?;
     }
     if let Some(webhook) = &serving.webhook {
         crate::webhook::start(ctx.clone(), webhook).await.map_err(StartError::Webhook)?;

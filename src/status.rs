@@ -58,19 +58,9 @@ fn minute(at: Timestamp) -> String {
     at.strftime("%Y-%m-%d %H:%MZ").to_string()
 }
 
+/// The Task's own size format, without the space, so a table cell is one word.
 fn bytes(n: i64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n.max(0) as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < units.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n}B")
-    } else {
-        format!("{value:.1}{}", units[unit])
-    }
+    crate::controller::task::human_bytes(n.max(0) as u64).replace(' ', "")
 }
 
 /// Aligned columns, as kubectl prints them.
