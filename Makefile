@@ -1,7 +1,7 @@
 # Developer entry points. `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: generate fmt lint unit fuzz e2e e2e-real cluster-build cluster-up cluster-down test bench demo
+.PHONY: generate fmt lint unit fuzz e2e e2e-real scenarios cluster-build cluster-up cluster-down test bench demo
 
 ## Regenerate the committed CRD YAML from the Rust types.
 generate:
@@ -29,6 +29,10 @@ e2e:
 e2e-real:
 	@bash e2e/stage.sh e2e-real-cluster bash e2e/cluster/suite.sh
 
+## Both of the above side by side, then the fuzz targets in the kube-sim lane (what `make test` runs).
+scenarios:
+	@bash e2e/stage.sh scenarios-and-fuzz env FUZZ_SECONDS=$(FUZZ_SECONDS) bash e2e/lanes.sh
+
 cluster-build:
 	bash e2e/cluster/build.sh
 cluster-up:
@@ -36,9 +40,9 @@ cluster-up:
 cluster-down:
 	bash e2e/cluster/down.sh
 
-## Everything CI checks: formatting, lints, unit and integration tests, fuzzing, the scenarios on kube-sim
-## and on the real cluster.
-test: fmt lint unit fuzz e2e e2e-real
+## Everything CI checks: formatting, lints, unit and integration tests, then the scenarios on the real
+## cluster beside the scenarios on kube-sim and fuzzing (e2e/lanes.sh).
+test: fmt lint unit scenarios
 
 ## The quick start's story on a simulated cluster (keeps running until Ctrl-C).
 demo:
