@@ -18,7 +18,7 @@ start_s3() {
 # install_datarestor: the CRDs, and the Secret the Config reads its credentials from.
 install_datarestor() {
   k apply -f "$ROOT/config/crd/bases" >/dev/null
-  k wait --for=condition=Established crd/configs.backup.datarestor-operator.com crd/tasks.backup.datarestor-operator.com --timeout=30s >/dev/null
+  k wait --for=condition=Established crd/configs.backup.datarestor-operator.com crd/tasks.backup.datarestor-operator.com crd/catalogs.backup.datarestor-operator.com --timeout=30s >/dev/null
   credentials_secret
 }
 

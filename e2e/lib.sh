@@ -195,7 +195,7 @@ scan_for_credentials() {
   [ -s "$values" ] || return 0
   {
     # Not ConfigMaps or Secrets: users keep their own values there (configMapKeyRef sources).
-    kubectl get tasks,jobs,pods,pvc,deployments,statefulsets -A -o yaml
+    kubectl get tasks,catalogs,jobs,pods,pvc,deployments,statefulsets -A -o yaml
     kubectl get events -A -o yaml
     kubectl get events.events.k8s.io -A -o yaml
     kubectl get config -A -o jsonpath='{.items[*].status}'

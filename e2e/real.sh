@@ -106,7 +106,7 @@ reset_cluster() {
   "$HELM" uninstall "$OPERATOR_RELEASE" -n "$OPERATOR_NAMESPACE" --wait --timeout 60s >/dev/null 2>&1 || true
   # What a kustomize install (the rbac scenario) leaves when it fails before removing itself.
   kubectl delete clusterrole,clusterrolebinding datarestor-operator --ignore-not-found --timeout=60s >/dev/null
-  kubectl delete crd configs.backup.datarestor-operator.com tasks.backup.datarestor-operator.com --ignore-not-found --timeout=120s >/dev/null
+  kubectl delete crd configs.backup.datarestor-operator.com tasks.backup.datarestor-operator.com catalogs.backup.datarestor-operator.com --ignore-not-found --timeout=120s >/dev/null
   local namespaces
   namespaces="$(kubectl get namespaces -o 'jsonpath={range .items[*]}{.metadata.name}{"\n"}{end}')"
   namespaces="$(echo "$namespaces" | grep -vxE 'default|kube-system|kube-public|kube-node-lease')" || true

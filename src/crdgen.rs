@@ -1,13 +1,13 @@
 //! The CustomResourceDefinitions as YAML, generated from the Rust types. The committed copies
 //! under `config/crd/bases/` and the Helm chart's `crds/` must equal this output (a test checks).
 
-use crate::api::{Config, Task};
+use crate::api::{Catalog, Config, Task};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
 /// Every CRD the operator serves, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![Config::crd(), Task::crd()]
+    vec![Config::crd(), Task::crd(), Catalog::crd()]
 }
 
 /// One CRD as the YAML document that is committed.

@@ -132,6 +132,16 @@ enum Command {
         )]
         cluster_wide_namespaces: Vec<String>,
     },
+    /// What a PVC can be restored from: its snapshots in each repository, newest first, from its
+    /// Catalog (`kubectl get catalog PVC -o yaml` holds the same).
+    Snapshots {
+        pvc: String,
+        #[command(flatten)]
+        scope: Scope,
+        /// `table` or `json`.
+        #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+        output: String,
+    },
     /// Back a PVC up now: writes its manual-backup annotation and waits for the answer.
     Backup {
         pvc: String,
@@ -332,6 +342,10 @@ async fn main() -> anyhow::Result<()> {
             let client = kube::Client::try_default().await?;
             let cluster_wide = datarestor_operator::api::ClusterWide(cluster_wide_namespaces);
             print!("{}", status::status(client, namespace.as_deref(), &cluster_wide, output == "json").await?);
+        }
+        Command::Snapshots { pvc, scope, output } => {
+            let (client, namespace) = (kube::Client::try_default().await?, scope.namespace().await?);
+            print!("{}", status::snapshots(client, &namespace, &pvc, output == "json").await?);
         }
         Command::Backup { pvc, name, scope, wait } => {
             let (client, namespace) = (kube::Client::try_default().await?, scope.namespace().await?);

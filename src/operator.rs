@@ -1,7 +1,7 @@
 //! The `run` command: connect to the cluster, make sure the CRDs are served, then run the Config,
 //! Task and PVC controllers until told to stop.
 
-use crate::api::{Config, Task};
+use crate::api::{Catalog, Config, Task};
 use crate::context::{Context, Settings};
 use crate::controller;
 use crate::job::{MANAGED_BY, MANAGED_BY_LABEL, TYPE_LABEL};
@@ -40,16 +40,21 @@ pub enum StartError {
     },
 }
 
-/// Waits until both CRDs are served, so the controllers' watches do not fail in a loop.
+/// Waits until every CRD is served, so the controllers' watches do not fail in a loop (and an
+/// upgrade whose new CRDs were not applied stops here, naming the missing one).
 async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), StartError> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let configs = Api::<Config>::all(client.clone()).list_metadata(&ListParams::default().limit(1)).await;
-        let tasks = Api::<Task>::all(client.clone()).list_metadata(&ListParams::default().limit(1)).await;
-        let failure = match (configs, tasks) {
-            (Ok(_), Ok(_)) => return Ok(()),
-            (Err(source), _) => ("configs.backup.datarestor-operator.com", source),
-            (_, Err(source)) => ("tasks.backup.datarestor-operator.com", source),
+        let one = ListParams::default().limit(1);
+        let failure = match (
+            Api::<Config>::all(client.clone()).list_metadata(&one).await,
+            Api::<Task>::all(client.clone()).list_metadata(&one).await,
+            Api::<Catalog>::all(client.clone()).list_metadata(&one).await,
+        ) {
+            (Ok(_), Ok(_), Ok(_)) => return Ok(()),
+            (Err(source), _, _) => ("configs.backup.datarestor-operator.com", source),
+            (_, Err(source), _) => ("tasks.backup.datarestor-operator.com", source),
+            (_, _, Err(source)) => ("catalogs.backup.datarestor-operator.com", source),
         };
         if tokio::time::Instant::now() >= deadline {
             return Err(StartError::MissingCrd { resource: failure.0, source: failure.1 });

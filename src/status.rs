@@ -1,9 +1,10 @@
 //! The commands people run by hand (also as the kubectl plugin `kubectl datarestor`): `status`
-//! lists every protected PVC from the catalog; `backup` and `restore` write the request annotations
-//! (checked with the same grammar the operator parses) and wait for the operator's answer.
+//! lists every protected PVC from the catalog; `snapshots` shows what one PVC can be restored from
+//! (its Catalog); `backup` and `restore` write the request annotations (checked with the same grammar
+//! the operator parses) and wait for the operator's answer.
 
 use crate::annotation;
-use crate::api::{ClusterWide, Config, Task};
+use crate::api::{Catalog, CatalogStatus, ClusterWide, Config, Task};
 use crate::catalog::{self, ClusterView, PvcRecord};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
@@ -106,6 +107,64 @@ pub fn table(records: &[PvcRecord], now: Timestamp) -> String {
     out
 }
 
+/// A PVC's snapshots per repository, newest first, from its Catalog.
+pub async fn snapshots(client: Client, namespace: &str, pvc: &str, json: bool) -> anyhow::Result<String> {
+    let Some(catalog) = Api::<Catalog>::namespaced(client, namespace).get_opt(pvc).await? else {
+        anyhow::bail!(
+            "{namespace}/{pvc} has no Catalog: no backup or restore of it has finished since the operator began keeping them"
+        );
+    };
+    let status = catalog.status.unwrap_or_default();
+    if json {
+        return Ok(serde_json::to_string_pretty(&status.repositories)? + "\n");
+    }
+    Ok(snapshot_table(pvc, &status))
+}
+
+/// One line per snapshot, then where each repository's list comes from.
+pub fn snapshot_table(pvc: &str, status: &CatalogStatus) -> String {
+    let header = ["REPOSITORY", "SNAPSHOT", "TIME", "NAME"];
+    let rows: Vec<[String; 4]> = status
+        .repositories
+        .iter()
+        .flat_map(|r| {
+            r.snapshots.iter().map(|s| {
+                [r.repository.clone(), s.short_id.clone(), minute(s.time.0), s.name.clone().unwrap_or_else(|| "-".into())]
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return format!("No snapshots of {pvc} are known.\n");
+    }
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let line = |cells: [&str; 4]| {
+        let mut text: String = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}   ")).collect();
+        text.truncate(text.trim_end().len());
+        text + "\n"
+    };
+    let mut out = line(header);
+    for row in &rows {
+        out += &line([&row[0], &row[1], &row[2], &row[3]]);
+    }
+    out += "\n";
+    for r in &status.repositories {
+        let source = match &r.listed_at {
+            Some(at) => format!("listed from the repository at {} (retention), and backups since", minute(at.0)),
+            None => "recorded from this operator's backups; not yet listed from the repository".into(),
+        };
+        let shown =
+            if r.snapshots.len() as i64 == r.count { String::new() } else { format!(", newest {} shown", r.snapshots.len()) };
+        out += &format!("{}: {} snapshots{shown}, {source}\n", r.repository, r.count);
+    }
+    out += &format!("Restore one with: kubectl datarestor restore {pvc} SNAPSHOT (or REPOSITORY|SNAPSHOT)\n");
+    out
+}
+
 /// Which request to write.
 #[derive(Clone, Copy, Debug)]
 pub enum Request {
@@ -202,5 +261,42 @@ mod tests {
         let column = |line: &str| line.find("backup-system").unwrap();
         assert_eq!(column(lines[1]), column(lines[2]), "columns align:\n{text}");
         assert_eq!(table(&[], now), "No protected PVCs found.\n");
+    }
+
+    #[test]
+    fn the_snapshot_table_says_where_each_list_comes_from() {
+        use crate::api::{CatalogRepository, CatalogSnapshot};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let snapshot = |id: &str, name: Option<&str>| CatalogSnapshot {
+            id: format!("{id}ffff"),
+            short_id: id.into(),
+            time: Time("2026-11-29T02:01:00Z".parse().unwrap()),
+            name: name.map(Into::into),
+        };
+        let status = CatalogStatus {
+            repositories: vec![
+                CatalogRepository {
+                    repository: "s3:http://a/b".into(),
+                    count: 3,
+                    snapshots: vec![snapshot("1a2b3c4d", Some("nightly")), snapshot("5e6f7a8b", None)],
+                    listed_at: Some(Time("2026-11-29T04:00:00Z".parse().unwrap())),
+                },
+                CatalogRepository {
+                    repository: "s3:http://c/d".into(),
+                    count: 1,
+                    snapshots: vec![snapshot("9c0d1e2f", None)],
+                    listed_at: None,
+                },
+            ],
+            ..Default::default()
+        };
+        let text = snapshot_table("data", &status);
+        assert!(text.lines().nth(1).unwrap().contains("1a2b3c4d") && text.lines().nth(1).unwrap().ends_with("nightly"), "{text}");
+        assert!(
+            text.contains("s3:http://a/b: 3 snapshots, newest 2 shown, listed from the repository at 2026-11-29 04:00Z"),
+            "{text}"
+        );
+        assert!(text.contains("s3:http://c/d: 1 snapshots, recorded from this operator's backups"), "{text}");
+        assert_eq!(snapshot_table("data", &CatalogStatus::default()), "No snapshots of data are known.\n");
     }
 }

@@ -31,6 +31,7 @@ fn kustomize_default_renders_the_whole_install() {
         [
             "ClusterRole/datarestor-operator",
             "ClusterRoleBinding/datarestor-operator",
+            "CustomResourceDefinition/catalogs.backup.datarestor-operator.com",
             "CustomResourceDefinition/configs.backup.datarestor-operator.com",
             "CustomResourceDefinition/tasks.backup.datarestor-operator.com",
             "Deployment/datarestor-operator",

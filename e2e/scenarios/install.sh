@@ -4,7 +4,8 @@
 # PVC up and restore it by annotation, `helm upgrade` to two replicas (the gate keeps its CA), then
 # `helm uninstall`: nothing the chart or the operator made is left behind. The chart rendered with
 # every option set (charts/datarestor-operator/ci/all-options-values.yaml) is validated by this
-# API server (server-side dry run) too.
+# API server (server-side dry run) too. A second release in another namespace is refused, naming the
+# first (the CRDs and the restore gate are cluster-wide).
 # e2e-stage: real cluster only: it installs the chart into a real cluster
 # e2e-timeout: 300
 
@@ -107,6 +108,14 @@ PY
 kubectl apply --server-side --force-conflicts --dry-run=server -f "$SCENARIO_DIR/all-options-builtin.yaml" >"$SCENARIO_DIR/dry-run.log" 2>&1 ||
   fail "the API server refuses the all-options rendering: $(grep -i error "$SCENARIO_DIR/dry-run.log" | head -2 | tr '\n' ' ')"
 log "all-options rendering: $(grep -c 'server dry run' "$SCENARIO_DIR/dry-run.log") objects accepted by the API server"
+
+# One release per cluster: a second one is refused before anything is created.
+if "$HELM" install second "$ROOT/charts/datarestor-operator" -n datarestor-dry-run \
+  --set image.repository="$OPERATOR_IMAGE_REPO" --set image.tag="$OPERATOR_IMAGE_TAG" >"$SCENARIO_DIR/second.log" 2>&1; then
+  fail "a second release was installed beside the first"
+fi
+assert_contains "$(cat "$SCENARIO_DIR/second.log")" "already installed in this cluster (release \"datarestor\" in namespace \"$OPERATOR_NAMESPACE\"" "the refusal names the first release"
+assert_eq "" "$(kubectl get deployments -n datarestor-dry-run -o name)" "nothing of the refused release was created"
 
 # Upgrade to two replicas: both serve the gate with the certificate the first one made.
 ca_before="$(kubectl get mutatingwebhookconfiguration datarestor-restore-gate -o jsonpath='{.webhooks[0].clientConfig.caBundle}')"

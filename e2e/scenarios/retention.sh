@@ -1,6 +1,7 @@
 # retention: forgotSchedule runs `restic forget` with forgetArgs on this operator's snapshots
 # (selected PVCs' hosts, path /data) and prunes, in a Job in the Config's namespace (not in the
-# operator); its result is read back from forget's JSON. Snapshots of anything else stay.
+# operator); its result is read back from forget's JSON. Snapshots of anything else stay. The PVC's
+# Catalog counts four snapshots before and lists exactly the two kept after.
 
 source "$E2E_DIR/datarestor.sh"
 install_datarestor
@@ -26,6 +27,8 @@ for name in one two three four; do
 done
 host_snapshots() { restic_cli snapshots --json --host "$1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 assert_eq 4 "$(host_snapshots shop-data)" "four snapshots before retention"
+assert_eq 4 "$(jp catalog data '.status.repositories[0].count' -n shop)" "the Catalog counts the four backups"
+assert_eq "" "$(jp catalog data '.status.repositories[0].listedAt' -n shop)" "not yet listed from the repository"
 
 # Someone else's snapshot in the same repository: another host and path.
 mkdir -p "$SCENARIO_DIR/other"
@@ -46,6 +49,12 @@ assert_eq "65532" "$(jp job "$job" .spec.template.spec.securityContext.runAsUser
 assert_eq "kept 2 and removed 2 snapshots, then pruned" "$(jp config backup '.status.repositories[0].lastRetention' -n backup-system)" "status records the result"
 names="$(restic_cli snapshots --json --host shop-data | python3 -c 'import json,sys; print(" ".join(sorted(t for s in json.load(sys.stdin) for t in s["tags"] if t.startswith("name="))))')"
 assert_eq "name=four name=three" "$names" "the newest two are kept"
+kept="$(restic_cli snapshots --json --host shop-data | python3 -c 'import json,sys; print(" ".join(sorted(s["short_id"] for s in json.load(sys.stdin))))')"
+wait_for 30 "the Catalog lists what retention kept" bash -c "[ \"\$(kubectl get catalog data -n shop -o 'jsonpath={.status.repositories[0].count}')\" = 2 ]"
+catalogued="$(kubectl get catalog data -n shop -o 'jsonpath={range .status.repositories[0].snapshots[*]}{.shortId}{"\n"}{end}' | sort | xargs)"
+assert_eq "$kept" "$catalogued" "the Catalog lists exactly the snapshots the repository kept"
+assert_eq "four three" "$(kubectl get catalog data -n shop -o 'jsonpath={range .status.repositories[0].snapshots[*]}{.name}{" "}{end}' | xargs)" "newest first, with their names"
+[ -n "$(jp catalog data '.status.repositories[0].listedAt' -n shop)" ] || fail "the Catalog does not say when it was listed"
 assert_eq 3 "$(host_snapshots other-tool)" "snapshots of other hosts and paths are untouched"
 restic_cli check >/dev/null || fail "repository check failed after prune"
 last="$(jp config backup '.status.repositories[0].lastForgetSlot' -n backup-system)"

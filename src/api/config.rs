@@ -36,6 +36,20 @@ const SCHEDULE_PATTERN: &str = r"^((CRON_TZ|TZ)=[^\s]+\s+)?(@(yearly|annually|mo
     ),
     printcolumn(name = "PVCs", type_ = "integer", json_path = ".status.matchedPvcs", description = "PVCs this Config selects"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Backups",
+        type_ = "integer",
+        json_path = ".status.statistics.backupsCompleted",
+        description = "Backups completed",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Failed",
+        type_ = "integer",
+        json_path = ".status.statistics.backupsFailed",
+        description = "Backups failed",
+        priority = 1
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     doc = "Protects PersistentVolumeClaims with restic: repositories by priority, PVC selectors, backup and retention schedules."
 )]
@@ -467,6 +481,59 @@ pub struct ConfigStatus {
     /// One entry per repository.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repositories: Vec<RepositoryStatus>,
+
+    /// Backups and restores of this Config's Tasks, counted as each finishes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<ConfigStatistics>,
+}
+
+/// Totals over every Task of a Config that finished since `since`. Counted by the operator as each
+/// Task ends (a Task ending while the operator crashes may be missed, never counted twice).
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigStatistics {
+    /// When counting began.
+    pub since: Time,
+    #[serde(default)]
+    pub backups_completed: i64,
+    #[serde(default)]
+    pub backups_failed: i64,
+    #[serde(default)]
+    pub restores_completed: i64,
+    #[serde(default)]
+    pub restores_failed: i64,
+    /// Bytes read from volumes by completed backups.
+    #[serde(default)]
+    pub backup_bytes_processed: i64,
+    /// Bytes those backups added to the repositories (after deduplication and compression).
+    #[serde(default)]
+    pub backup_bytes_added: i64,
+    /// Wall-clock seconds of finished backups and restores (from start to end, failures included).
+    #[serde(default)]
+    pub backup_seconds: i64,
+    #[serde(default)]
+    pub restore_seconds: i64,
+    /// The newest finished Task counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_task: Option<String>,
+}
+
+impl ConfigStatistics {
+    /// Nothing counted yet, counting from `now`.
+    pub fn starting(now: jiff::Timestamp) -> Self {
+        Self {
+            since: Time(now),
+            backups_completed: 0,
+            backups_failed: 0,
+            restores_completed: 0,
+            restores_failed: 0,
+            backup_bytes_processed: 0,
+            backup_bytes_added: 0,
+            backup_seconds: 0,
+            restore_seconds: 0,
+            last_task: None,
+        }
+    }
 }
 
 /// Observed state of one repository.

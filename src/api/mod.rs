@@ -1,9 +1,12 @@
-//! The custom resources: `Config` (what to protect, where, when) and `Task` (one backup or restore).
+//! The custom resources: `Config` (what to protect, where, when), `Task` (one backup or restore) and
+//! `Catalog` (what is known of one PVC's backups).
 
+mod catalog;
 mod condition;
 mod config;
 mod task;
 
+pub use catalog::*;
 pub use condition::{set_condition, ConditionStatus};
 pub use config::*;
 pub use task::*;

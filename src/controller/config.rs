@@ -12,6 +12,7 @@ use crate::context::Context;
 use crate::credentials::{self, ResolvedEnv};
 use crate::job;
 use crate::naming;
+use crate::restic::Snapshot;
 use crate::schedule::Schedule;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
@@ -219,6 +220,7 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Config>>, ctx: Arc<Context>) 
             config: &instance.view,
             env_sources: &env_sources,
             backupable: &instance.backupable,
+            members: &instance.members,
             hosts: &instance.hosts,
             now,
         };
@@ -271,6 +273,8 @@ struct Instance<'a> {
     /// The Config as these PVCs see it (`Config::for_pvc`).
     view: Config,
     backupable: Vec<&'a PersistentVolumeClaim>,
+    /// Every selected PVC whose snapshots it holds.
+    members: Vec<&'a PersistentVolumeClaim>,
     /// Snapshot hosts of these PVCs (retention is limited to them).
     hosts: Vec<String>,
 }
@@ -292,6 +296,7 @@ fn instances<'a>(config: &Config, planned: &'a [Planned<'a>], pvcs: &'a [Persist
                 planned: p,
                 view: config.clone(),
                 backupable: pvcs.iter().filter(|pvc| submit::is_backupable(pvc)).collect(),
+                members: pvcs.iter().collect(),
                 hosts: pvcs.iter().map(host).collect(),
             });
             continue;
@@ -303,11 +308,13 @@ fn instances<'a>(config: &Config, planned: &'a [Planned<'a>], pvcs: &'a [Persist
                 planned: p,
                 view: config.for_pvc(&namespace, &name),
                 backupable: Vec::new(),
+                members: Vec::new(),
                 hosts: Vec::new(),
             });
             if submit::is_backupable(pvc) {
                 instance.backupable.push(pvc);
             }
+            instance.members.push(pvc);
             instance.hosts.push(host(pvc));
         }
         all.extend(groups.into_values());
@@ -322,7 +329,9 @@ struct Work<'a> {
     config: &'a Config,
     env_sources: &'a crate::context::FetchedValues,
     backupable: &'a [&'a PersistentVolumeClaim],
-    /// Snapshot hosts of every selected PVC (retention is limited to them).
+    /// The selected PVCs whose snapshots the repository holds.
+    members: &'a [&'a PersistentVolumeClaim],
+    /// Their snapshot hosts (retention is limited to them).
     hosts: &'a [String],
     now: Timestamp,
 }
@@ -355,7 +364,12 @@ impl Work<'_> {
                 None => wake(now + ctx.settings.retry_interval),
                 Some(outcome) => {
                     let (type_, reason, summary) = match outcome {
-                        Ok(summary) => (EventType::Normal, "RetentionCompleted", summary),
+                        Ok((summary, kept)) => {
+                            if let Some(kept) = kept {
+                                super::catalog::record_retention(ctx, config, &repository.target, self.members, &kept, now).await;
+                            }
+                            (EventType::Normal, "RetentionCompleted", summary)
+                        }
                         Err(message) => (EventType::Warning, "RetentionFailed", format!("failed: {message}")),
                     };
                     let note = format!("{}: {summary} (Job {job})", repository.shown());
@@ -468,8 +482,9 @@ impl Work<'_> {
         }
     }
 
-    /// How the retention Job `name` ended, read from `forget --json`; `None` while it runs.
-    async fn retention_outcome(self, name: &str) -> Result<Option<Result<String, String>>, Error> {
+    /// How the retention Job `name` ended, read from `forget --json` (its summary, and the snapshots
+    /// kept when restic listed them); `None` while it runs.
+    async fn retention_outcome(self, name: &str) -> Result<Option<Result<(String, Option<Vec<Snapshot>>), String>>, Error> {
         let ctx = self.ctx;
         let namespace = self.config.namespace().unwrap_or_default();
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -480,7 +495,7 @@ impl Work<'_> {
         let holds = |type_: &str| conditions.iter().any(|c| c.type_ == type_ && c.status == "True");
         if holds("Complete") {
             let output = jobs::job_output(ctx, &namespace, name).await?;
-            return Ok(Some(Ok(forget_summary(&output))));
+            return Ok(Some(Ok((forget_summary(&output), kept_snapshots(&output)))));
         }
         if holds("Failed") {
             let output = jobs::job_output(ctx, &namespace, name).await?;
@@ -601,6 +616,17 @@ fn forget_summary(output: &str) -> String {
     };
     let count = |key: &str| groups.iter().map(|g| g[key].as_array().map_or(0, Vec::len)).sum::<usize>();
     format!("kept {} and removed {} snapshots, then pruned", count("keep"), count("remove"))
+}
+
+/// The snapshots `forget --json` kept, from every group; `None` when it printed no list.
+fn kept_snapshots(output: &str) -> Option<Vec<Snapshot>> {
+    let groups: Vec<serde_json::Value> =
+        output.lines().find(|l| l.trim_start().starts_with('[')).and_then(|l| serde_json::from_str(l).ok())?;
+    let mut kept = Vec::new();
+    for group in groups {
+        kept.extend(serde_json::from_value::<Vec<Snapshot>>(group.get("keep")?.clone()).ok()?);
+    }
+    Some(kept)
 }
 
 /// `manual-backup` on a Config: claimed, then one Task per selected PVC, then the claim is dropped.

@@ -1,6 +1,7 @@
 //! The reconcilers: Configs (validation, repositories, schedules, retention), Tasks (one restic
 //! Job each) and PVCs (annotation requests).
 
+pub mod catalog;
 pub mod config;
 pub mod gate;
 pub mod jobs;

@@ -1,0 +1,219 @@
+//! Writes what users read back with `kubectl get catalogs` and in a Config's `status.statistics`:
+//! each finished Task into its PVC's Catalog and its Config's totals, and each retention's list of
+//! kept snapshots into the Catalogs of the PVCs it covered.
+//!
+//! Every write is read-modify-write guarded by `resourceVersion`, so two replicas (or two Tasks of
+//! one Config ending together) never overwrite each other's counts; a conflict re-reads and retries.
+
+use super::Error;
+use crate::api::{
+    Catalog, CatalogSnapshot, CatalogSpec, Config, ConfigStatistics, Finished, Task, TaskPhase, TaskStatus, TaskType,
+};
+use crate::context::Context;
+use crate::restic::{redact_target, Snapshot};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+
+const ATTEMPTS: usize = 5;
+
+fn is_conflict(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409)
+}
+
+/// Records a finished Task in its PVC's Catalog and in its Config's statistics. Called before the
+/// Task's own final status is written: a crash in between finishes the Task again, and the
+/// Catalog, which remembers the Tasks it counted, does not count it twice.
+pub async fn record_finished(
+    ctx: &Context,
+    task: &Task,
+    status: &TaskStatus,
+    phase: TaskPhase,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let namespace = task.namespace().ok_or(Error::MissingField("namespace"))?;
+    let name = task.name_any();
+    let finished = Finished {
+        task: &name,
+        type_: task.spec.type_,
+        phase,
+        status,
+        repository: status.repository.as_deref().map(redact_target),
+        name: task.spec.name.as_deref().filter(|_| task.spec.type_ == TaskType::Backup),
+        now,
+    };
+    let config_name = format!("{}/{}", task.spec.config_ref.namespace, task.spec.config_ref.name);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
+    if let Some(pvc) = pvcs.get_opt(&task.spec.pvc_name).await? {
+        update_catalog(ctx, &pvc, &config_name, |catalog| catalog.record(&finished)).await?;
+    }
+    count_in_config(ctx, task, status, phase, now).await
+}
+
+/// After a retention run: the snapshots the repository kept, per host, replace the lists in the
+/// Catalogs of `pvcs` (only those that have a Catalog already). Best effort: a failure is logged,
+/// and the next retention corrects it.
+pub async fn record_retention(
+    ctx: &Context,
+    config: &Config,
+    repository: &str,
+    pvcs: &[&PersistentVolumeClaim],
+    kept: &[Snapshot],
+    now: Timestamp,
+) {
+    let shown = redact_target(repository);
+    for pvc in pvcs {
+        let (namespace, name) = (pvc.namespace().unwrap_or_default(), pvc.name_any());
+        let host = crate::api::snapshot_host(&namespace, &name);
+        let snapshots: Vec<CatalogSnapshot> = kept
+            .iter()
+            .filter(|s| s.hostname == host)
+            .filter_map(|s| {
+                Some(CatalogSnapshot {
+                    id: s.id.clone(),
+                    short_id: if s.short_id.is_empty() { s.id.chars().take(8).collect() } else { s.short_id.clone() },
+                    time: Time(s.taken_at()?),
+                    name: s.name().map(str::to_owned),
+                })
+            })
+            .collect();
+        let catalogs: Api<Catalog> = Api::namespaced(ctx.client.clone(), &namespace);
+        match catalogs.get_opt(&name).await {
+            Ok(Some(_)) => {}
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::warn!(%namespace, pvc = %name, %error, "Catalog not updated after retention");
+                continue;
+            }
+        }
+        let config_name = format!("{}/{}", config.namespace().unwrap_or_default(), config.name_any());
+        let updated = update_catalog(ctx, pvc, &config_name, |catalog| catalog.listed(&shown, snapshots.clone(), now)).await;
+        if let Err(error) = updated {
+            tracing::warn!(%namespace, pvc = %name, %error, "Catalog not updated after retention");
+        }
+    }
+}
+
+/// Reads the PVC's Catalog (made when missing, replaced when left from an earlier PVC of the same
+/// name), lets `change` edit its status, and writes it back when `change` says it changed.
+async fn update_catalog(
+    ctx: &Context,
+    pvc: &PersistentVolumeClaim,
+    config: &str,
+    mut change: impl FnMut(&mut crate::api::CatalogStatus) -> bool,
+) -> Result<(), Error> {
+    let namespace = pvc.namespace().ok_or(Error::MissingField("namespace"))?;
+    let name = pvc.name_any();
+    let uid = pvc.uid().ok_or(Error::MissingField("PVC uid"))?;
+    let api: Api<Catalog> = Api::namespaced(ctx.client.clone(), &namespace);
+    for attempt in 1..=ATTEMPTS {
+        let catalog = match api.get_opt(&name).await? {
+            Some(catalog) if catalog.owner_references().iter().any(|o| o.uid == uid) => catalog,
+            Some(_) => {
+                // The Catalog of a deleted PVC of the same name, not yet collected.
+                super::jobs::delete_if_present(&api, &name, &DeleteParams::default()).await?;
+                continue;
+            }
+            None => match api.create(&PostParams::default(), &new_catalog(pvc, &uid, config)).await {
+                Ok(catalog) => catalog,
+                Err(e) if super::submit::is_already_exists(&e) => continue,
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let mut status = catalog.status.clone().unwrap_or_default();
+        if !change(&mut status) && catalog.spec.config == config {
+            return Ok(());
+        }
+        let version = catalog.resource_version();
+        if catalog.spec.config != config {
+            let patch = serde_json::json!({"metadata": {"resourceVersion": version}, "spec": {"config": config}});
+            match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                Ok(_) => continue,
+                Err(e) if is_conflict(&e) && attempt < ATTEMPTS => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let patch = serde_json::json!({"metadata": {"resourceVersion": version}, "status": status});
+        match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_conflict(&e) && attempt < ATTEMPTS => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn new_catalog(pvc: &PersistentVolumeClaim, uid: &str, config: &str) -> Catalog {
+    let owner = OwnerReference {
+        api_version: "v1".into(),
+        kind: "PersistentVolumeClaim".into(),
+        name: pvc.name_any(),
+        uid: uid.to_owned(),
+        ..Default::default()
+    };
+    Catalog {
+        metadata: ObjectMeta {
+            name: Some(pvc.name_any()),
+            namespace: pvc.namespace(),
+            owner_references: Some(vec![owner]),
+            labels: Some([("app.kubernetes.io/managed-by".to_owned(), "datarestor-operator".to_owned())].into()),
+            ..Default::default()
+        },
+        spec: CatalogSpec { pvc_name: pvc.name_any(), config: config.to_owned() },
+        status: None,
+    }
+}
+
+/// Adds a finished Task to its Config's statistics (skipped when it is the Task counted last, as
+/// after a crash between this write and the Task's).
+async fn count_in_config(ctx: &Context, task: &Task, status: &TaskStatus, phase: TaskPhase, now: Timestamp) -> Result<(), Error> {
+    let api: Api<Config> = Api::namespaced(ctx.client.clone(), &task.spec.config_ref.namespace);
+    let name = task.name_any();
+    let seconds = match (&status.start_time, &status.completion_time) {
+        (Some(start), end) => (end.as_ref().map_or(now, |t| t.0).as_second() - start.0.as_second()).max(0),
+        _ => 0,
+    };
+    for attempt in 1..=ATTEMPTS {
+        let Some(config) = api.get_opt(&task.spec.config_ref.name).await? else { return Ok(()) };
+        let mut statistics =
+            config.status.as_ref().and_then(|s| s.statistics.clone()).unwrap_or_else(|| ConfigStatistics::starting(now));
+        let counted_as = format!("{}/{name}", task.namespace().unwrap_or_default());
+        if statistics.last_task.as_deref() == Some(counted_as.as_str()) {
+            return Ok(());
+        }
+        let completed = phase == TaskPhase::Completed;
+        match task.spec.type_ {
+            TaskType::Backup => {
+                if completed {
+                    statistics.backups_completed += 1;
+                    statistics.backup_bytes_processed += status.bytes_processed.unwrap_or(0).max(0);
+                    statistics.backup_bytes_added += status.bytes_added.unwrap_or(0).max(0);
+                } else {
+                    statistics.backups_failed += 1;
+                }
+                statistics.backup_seconds += seconds;
+            }
+            TaskType::Restore => {
+                if completed {
+                    statistics.restores_completed += 1;
+                } else {
+                    statistics.restores_failed += 1;
+                }
+                statistics.restore_seconds += seconds;
+            }
+        }
+        statistics.last_task = Some(counted_as);
+        let patch = serde_json::json!({
+            "metadata": {"resourceVersion": config.resource_version()},
+            "status": {"statistics": statistics},
+        });
+        match api.patch_status(&config.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_conflict(&e) && attempt < ATTEMPTS => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
