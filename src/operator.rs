@@ -64,6 +64,20 @@ async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), StartEr
     }
 }
 
+/// Whether this version of a Config differs, for its PVCs, from the last one seen: anything but its
+/// `status.statistics`. (A PVC waiting on a Config that is deleted looks again by itself.)
+fn concerns_pvcs(config: &Config, seen: &mut std::collections::HashMap<String, u64>) -> bool {
+    use std::hash::{Hash, Hasher};
+    let mut status = config.status.clone().unwrap_or_default();
+    status.statistics = None;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(&(&config.metadata.generation, &config.metadata.labels, &config.spec, &status))
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    let print = hasher.finish();
+    seen.insert(config.uid().unwrap_or_default(), print) != Some(print)
+}
+
 /// What the process serves besides the controllers, and how it shares the work with other replicas.
 #[derive(Debug, Default)]
 pub struct Serving {
@@ -111,9 +125,12 @@ pub async fn run(settings: Settings, crd_timeout: Duration, serving: Serving) ->
     // re-examines the PVCs it selects.
     let cluster_wide = ctx.settings.cluster_wide.clone();
     let pvc_cache = ctx.pvcs.clone();
+    let seen_configs = std::sync::Mutex::new(std::collections::HashMap::<String, u64>::new());
     let pvcs = pvcs
         .watches(Api::<DeserializeGuard<Config>>::all(client.clone()), watcher::Config::default(), move |guard| {
             let selected: Vec<ObjectRef<PersistentVolumeClaim>> = match &guard.0 {
+                // A change of the statistics alone (each finished Task) concerns no PVC.
+                Ok(config) if !concerns_pvcs(config, &mut seen_configs.lock().unwrap_or_else(|e| e.into_inner())) => Vec::new(),
                 // PVCs still waiting for a restore too: the Config may have stopped selecting them
                 // (deleted, selector changed, autoRestore off), and their pods must not wait on.
                 Ok(config) => pvc_cache

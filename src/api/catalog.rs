@@ -210,19 +210,27 @@ impl CatalogStatus {
         true
     }
 
-    /// Replaces one repository's list with what the repository itself holds (newest first is not
-    /// required). `false` when nothing changed.
-    pub fn listed(&mut self, repository: &str, mut snapshots: Vec<CatalogSnapshot>, now: jiff::Timestamp) -> bool {
+    /// Replaces one repository's list with what the repository itself held at `listed_at`;
+    /// snapshots recorded since (backups that finished while it was listed) stay. `false` when
+    /// nothing changed.
+    pub fn listed(&mut self, repository: &str, mut snapshots: Vec<CatalogSnapshot>, listed_at: jiff::Timestamp) -> bool {
+        let entry = self.repository(repository);
+        let since: Vec<CatalogSnapshot> = entry
+            .snapshots
+            .iter()
+            .filter(|s| s.time.0 >= listed_at && !snapshots.iter().any(|k| k.id == s.id))
+            .cloned()
+            .collect();
+        snapshots.extend(since);
         snapshots.sort_by_key(|s| std::cmp::Reverse(s.time.0));
         let count = snapshots.len() as i64;
         snapshots.truncate(SNAPSHOTS_PER_REPOSITORY);
-        let entry = self.repository(repository);
-        if entry.count == count && entry.snapshots == snapshots && entry.listed_at.is_some() {
+        if entry.count == count && entry.snapshots == snapshots && entry.listed_at == Some(Time(listed_at)) {
             return false;
         }
         entry.count = count;
         entry.snapshots = snapshots;
-        entry.listed_at = Some(Time(now));
+        entry.listed_at = Some(Time(listed_at));
         self.repositories.retain(|r| r.count > 0 || r.listed_at.is_none());
         self.summarize();
         true
@@ -331,5 +339,11 @@ mod tests {
         assert_eq!(catalog.repositories[0].snapshots[0].short_id, "00000059");
         assert!(catalog.listed("s3:one", Vec::new(), now));
         assert!(catalog.repositories.is_empty(), "a repository listed empty drops out");
+
+        // A backup that finished while retention was listing stays.
+        let status = backup("bbbbbbbb", 3_000_000, TaskPhase::Completed);
+        catalog.record(&finished("late", TaskType::Backup, TaskPhase::Completed, &status, "s3:one"));
+        assert!(catalog.listed("s3:one", Vec::new(), jiff::Timestamp::from_second(2_500_000).unwrap()));
+        assert_eq!(catalog.repositories[0].count, 1, "{catalog:?}");
     }
 }

@@ -106,6 +106,18 @@ pub struct ConfigSpec {
     #[serde(default = "default_true")]
     pub auto_restore: bool,
 
+    /// A new PVC with no snapshot in any repository: `Release` hands it to its pods empty (the
+    /// default); `Wait` keeps its pods waiting and looks again until a snapshot appears (a DR
+    /// whose repository is still being copied back) or `missingSnapshotWaitSeconds` pass.
+    #[serde(default)]
+    pub on_missing_snapshot: OnMissingSnapshot,
+
+    /// With `onMissingSnapshot: Wait`: how long after the PVC's creation it is released empty
+    /// when no snapshot has appeared (a Warning Event says so).
+    #[serde(default = "default_missing_snapshot_wait")]
+    #[schemars(range(min = 10, max = 2592000))]
+    pub missing_snapshot_wait_seconds: i64,
+
     /// Allow `manual-restore` requests to clone a PVC of another namespace (a host
     /// `{namespace}-{pvc}` outside the requesting PVC's namespace).
     #[serde(default)]
@@ -445,6 +457,16 @@ pub enum UnmanagedPods {
     Refuse,
 }
 
+/// What happens to a new PVC none of whose repositories holds a snapshot of it.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnMissingSnapshot {
+    /// Hand it to its pods empty: it is new.
+    #[default]
+    Release,
+    /// Keep its pods waiting until a snapshot appears, or the wait is over.
+    Wait,
+}
+
 /// What a restore does with files already present in the volume.
 #[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum RestoreMode {
@@ -574,6 +596,10 @@ pub struct RepositoryStatus {
     /// What the last retention run did, e.g. `kept 10 and removed 2 snapshots, then pruned`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_retention: Option<String>,
+}
+
+fn default_missing_snapshot_wait() -> i64 {
+    3600
 }
 
 fn default_true() -> bool {

@@ -10,7 +10,7 @@ use crate::api::{
     Catalog, CatalogSnapshot, CatalogSpec, Config, ConfigStatistics, Finished, Task, TaskPhase, TaskStatus, TaskType,
 };
 use crate::context::Context;
-use crate::restic::{redact_target, Snapshot};
+use crate::restic::{redact_target, Snapshot, NAMESPACE_TAG, PVC_TAG};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
@@ -25,14 +25,20 @@ fn is_conflict(error: &kube::Error) -> bool {
 
 /// Records a finished Task in its PVC's Catalog and in its Config's statistics. Called before the
 /// Task's own final status is written: a crash in between finishes the Task again, and the
-/// Catalog, which remembers the Tasks it counted, does not count it twice.
-pub async fn record_finished(
-    ctx: &Context,
-    task: &Task,
-    status: &TaskStatus,
-    phase: TaskPhase,
-    now: Timestamp,
-) -> Result<(), Error> {
+/// Catalog, which remembers the Tasks it counted, does not count it twice (nor, through it, the
+/// Config). Best effort: a Catalog or Config that cannot be written is logged, and never keeps the
+/// Task from finishing.
+pub async fn record_finished(ctx: &Context, task: &Task, status: &TaskStatus, phase: TaskPhase, reason: &str, now: Timestamp) {
+    // A Task the operator refused to run (another namespace's Config, say) is not that Config's.
+    if reason == "NotAllowed" {
+        return;
+    }
+    if let Err(error) = record(ctx, task, status, phase, now).await {
+        tracing::warn!(task = %task.name_any(), namespace = ?task.namespace(), %error, "Catalog or Config statistics not updated");
+    }
+}
+
+async fn record(ctx: &Context, task: &Task, status: &TaskStatus, phase: TaskPhase, now: Timestamp) -> Result<(), Error> {
     let namespace = task.namespace().ok_or(Error::MissingField("namespace"))?;
     let name = task.name_any();
     let finished = Finished {
@@ -46,30 +52,48 @@ pub async fn record_finished(
     };
     let config_name = format!("{}/{}", task.spec.config_ref.namespace, task.spec.config_ref.name);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
-    if let Some(pvc) = pvcs.get_opt(&task.spec.pvc_name).await? {
-        update_catalog(ctx, &pvc, &config_name, |catalog| catalog.record(&finished)).await?;
+    let new = match pvcs.get_opt(&task.spec.pvc_name).await? {
+        Some(pvc) => update_catalog(ctx, &pvc, &config_name, |catalog| catalog.record(&finished)).await?,
+        // No PVC, no Catalog: the Config's own memory of its newest Task is all that guards it.
+        None => true,
+    };
+    if new {
+        count_in_config(ctx, task, status, phase, now).await?;
     }
-    count_in_config(ctx, task, status, phase, now).await
+    Ok(())
 }
 
-/// After a retention run: the snapshots the repository kept, per host, replace the lists in the
-/// Catalogs of `pvcs` (only those that have a Catalog already). Best effort: a failure is logged,
-/// and the next retention corrects it.
-pub async fn record_retention(
-    ctx: &Context,
-    config: &Config,
-    repository: &str,
-    pvcs: &[&PersistentVolumeClaim],
-    kept: &[Snapshot],
-    now: Timestamp,
-) {
-    let shown = redact_target(repository);
+/// One finished retention run of one repository.
+pub struct RetentionRun<'a> {
+    pub repository: &'a str,
+    /// The hosts it was run for.
+    pub hosts: &'a [String],
+    /// What it kept.
+    pub kept: &'a [Snapshot],
+    /// When its Job was made: backups since are not in `kept`, and stay listed.
+    pub started: Timestamp,
+}
+
+/// After a retention run: the snapshots the repository kept replace, per PVC, the lists in the
+/// Catalogs of those of `pvcs` it was run for (only those that have a Catalog already). Best
+/// effort: a failure is logged, and the next retention corrects it.
+pub async fn record_retention(ctx: &Context, config: &Config, pvcs: &[&PersistentVolumeClaim], run: &RetentionRun<'_>) {
+    let shown = redact_target(run.repository);
+    let config_name = format!("{}/{}", config.namespace().unwrap_or_default(), config.name_any());
     for pvc in pvcs {
         let (namespace, name) = (pvc.namespace().unwrap_or_default(), pvc.name_any());
         let host = crate::api::snapshot_host(&namespace, &name);
-        let snapshots: Vec<CatalogSnapshot> = kept
+        if !run.hosts.contains(&host) {
+            continue;
+        }
+        // The host `{namespace}-{pvc}` can be two PVCs' (`a-b/c`, `a/b-c`): the tags tell.
+        let ours = |s: &&Snapshot| {
+            s.hostname == host && s.tag(NAMESPACE_TAG).is_none_or(|n| n == namespace) && s.tag(PVC_TAG).is_none_or(|p| p == name)
+        };
+        let snapshots: Vec<CatalogSnapshot> = run
+            .kept
             .iter()
-            .filter(|s| s.hostname == host)
+            .filter(ours)
             .filter_map(|s| {
                 Some(CatalogSnapshot {
                     id: s.id.clone(),
@@ -80,16 +104,13 @@ pub async fn record_retention(
             })
             .collect();
         let catalogs: Api<Catalog> = Api::namespaced(ctx.client.clone(), &namespace);
-        match catalogs.get_opt(&name).await {
-            Ok(Some(_)) => {}
-            Ok(None) => continue,
-            Err(error) => {
-                tracing::warn!(%namespace, pvc = %name, %error, "Catalog not updated after retention");
-                continue;
+        let updated = match catalogs.get_opt(&name).await {
+            Ok(Some(_)) => {
+                update_catalog(ctx, pvc, &config_name, |catalog| catalog.listed(&shown, snapshots.clone(), run.started)).await
             }
-        }
-        let config_name = format!("{}/{}", config.namespace().unwrap_or_default(), config.name_any());
-        let updated = update_catalog(ctx, pvc, &config_name, |catalog| catalog.listed(&shown, snapshots.clone(), now)).await;
+            Ok(None) => continue,
+            Err(error) => Err(error.into()),
+        };
         if let Err(error) = updated {
             tracing::warn!(%namespace, pvc = %name, %error, "Catalog not updated after retention");
         }
@@ -97,19 +118,21 @@ pub async fn record_retention(
 }
 
 /// Reads the PVC's Catalog (made when missing, replaced when left from an earlier PVC of the same
-/// name), lets `change` edit its status, and writes it back when `change` says it changed.
+/// name), lets `change` edit its status, and writes the whole status back (a replace guarded by the
+/// resourceVersion read) when `change` says it changed. Returns whether it wrote a change.
 async fn update_catalog(
     ctx: &Context,
     pvc: &PersistentVolumeClaim,
     config: &str,
     mut change: impl FnMut(&mut crate::api::CatalogStatus) -> bool,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let namespace = pvc.namespace().ok_or(Error::MissingField("namespace"))?;
     let name = pvc.name_any();
     let uid = pvc.uid().ok_or(Error::MissingField("PVC uid"))?;
     let api: Api<Catalog> = Api::namespaced(ctx.client.clone(), &namespace);
-    for attempt in 1..=ATTEMPTS {
-        let catalog = match api.get_opt(&name).await? {
+    let mut last_error = None;
+    for _ in 0..ATTEMPTS {
+        let mut catalog = match api.get_opt(&name).await? {
             Some(catalog) if catalog.owner_references().iter().any(|o| o.uid == uid) => catalog,
             Some(_) => {
                 // The Catalog of a deleted PVC of the same name, not yet collected.
@@ -122,27 +145,30 @@ async fn update_catalog(
                 Err(e) => return Err(e.into()),
             },
         };
-        let mut status = catalog.status.clone().unwrap_or_default();
-        if !change(&mut status) && catalog.spec.config == config {
-            return Ok(());
-        }
-        let version = catalog.resource_version();
         if catalog.spec.config != config {
-            let patch = serde_json::json!({"metadata": {"resourceVersion": version}, "spec": {"config": config}});
+            let patch =
+                serde_json::json!({"metadata": {"resourceVersion": catalog.resource_version()}, "spec": {"config": config}});
             match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-                Ok(_) => continue,
-                Err(e) if is_conflict(&e) && attempt < ATTEMPTS => continue,
+                Ok(patched) => catalog = patched,
+                Err(e) if is_conflict(&e) => {
+                    last_error = Some(e);
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             }
         }
-        let patch = serde_json::json!({"metadata": {"resourceVersion": version}, "status": status});
-        match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-            Ok(_) => return Ok(()),
-            Err(e) if is_conflict(&e) && attempt < ATTEMPTS => continue,
+        let mut status = catalog.status.clone().unwrap_or_default();
+        if !change(&mut status) {
+            return Ok(false);
+        }
+        catalog.status = Some(status);
+        match api.replace_status(&name, &PostParams::default(), &catalog).await {
+            Ok(_) => return Ok(true),
+            Err(e) if is_conflict(&e) => last_error = Some(e),
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(())
+    Err(last_error.map_or(Error::MissingField("a Catalog that stays put"), Error::from))
 }
 
 fn new_catalog(pvc: &PersistentVolumeClaim, uid: &str, config: &str) -> Catalog {

@@ -364,9 +364,15 @@ impl Work<'_> {
                 None => wake(now + ctx.settings.retry_interval),
                 Some(outcome) => {
                     let (type_, reason, summary) = match outcome {
-                        Ok((summary, kept)) => {
+                        Ok(RetentionResult { summary, kept, hosts, started }) => {
                             if let Some(kept) = kept {
-                                super::catalog::record_retention(ctx, config, &repository.target, self.members, &kept, now).await;
+                                let run = super::catalog::RetentionRun {
+                                    repository: &repository.target,
+                                    hosts: &hosts,
+                                    kept: &kept,
+                                    started,
+                                };
+                                super::catalog::record_retention(ctx, config, self.members, &run).await;
                             }
                             (EventType::Normal, "RetentionCompleted", summary)
                         }
@@ -482,9 +488,8 @@ impl Work<'_> {
         }
     }
 
-    /// How the retention Job `name` ended, read from `forget --json` (its summary, and the snapshots
-    /// kept when restic listed them); `None` while it runs.
-    async fn retention_outcome(self, name: &str) -> Result<Option<Result<(String, Option<Vec<Snapshot>>), String>>, Error> {
+    /// How the retention Job `name` ended, read from `forget --json`; `None` while it runs.
+    async fn retention_outcome(self, name: &str) -> Result<Option<Result<RetentionResult, String>>, Error> {
         let ctx = self.ctx;
         let namespace = self.config.namespace().unwrap_or_default();
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -495,7 +500,23 @@ impl Work<'_> {
         let holds = |type_: &str| conditions.iter().any(|c| c.type_ == type_ && c.status == "True");
         if holds("Complete") {
             let output = jobs::job_output(ctx, &namespace, name).await?;
-            return Ok(Some(Ok((forget_summary(&output), kept_snapshots(&output)))));
+            // The hosts it was run for, and when: PVCs selected since, and backups finished while
+            // it ran, are not what it listed.
+            let args: Vec<&String> = job
+                .spec
+                .iter()
+                .flat_map(|spec| spec.template.spec.iter())
+                .flat_map(|pod| pod.containers.iter())
+                .flat_map(|c| c.command.iter().flatten().chain(c.args.iter().flatten()))
+                .collect();
+            let hosts = args.windows(2).filter(|w| w[0] == "--host").map(|w| w[1].clone()).collect();
+            let started = job.metadata.creation_timestamp.as_ref().map_or(self.now, |t| t.0);
+            return Ok(Some(Ok(RetentionResult {
+                summary: forget_summary(&output),
+                kept: kept_snapshots(&output),
+                hosts,
+                started,
+            })));
         }
         if holds("Failed") {
             let output = jobs::job_output(ctx, &namespace, name).await?;
@@ -618,13 +639,28 @@ fn forget_summary(output: &str) -> String {
     format!("kept {} and removed {} snapshots, then pruned", count("keep"), count("remove"))
 }
 
-/// The snapshots `forget --json` kept, from every group; `None` when it printed no list.
+/// A finished retention run.
+struct RetentionResult {
+    summary: String,
+    /// What `forget` kept, from every group; `None` when it printed no list.
+    kept: Option<Vec<Snapshot>>,
+    /// The hosts it was run for.
+    hosts: Vec<String>,
+    /// When its Job was made.
+    started: Timestamp,
+}
+
+/// The snapshots `forget --json` kept, from every group (a group that keeps nothing says `null`);
+/// `None` when it printed no list.
 fn kept_snapshots(output: &str) -> Option<Vec<Snapshot>> {
     let groups: Vec<serde_json::Value> =
         output.lines().find(|l| l.trim_start().starts_with('[')).and_then(|l| serde_json::from_str(l).ok())?;
     let mut kept = Vec::new();
     for group in groups {
-        kept.extend(serde_json::from_value::<Vec<Snapshot>>(group.get("keep")?.clone()).ok()?);
+        match group.get("keep") {
+            None | Some(serde_json::Value::Null) => {}
+            Some(list) => kept.extend(serde_json::from_value::<Vec<Snapshot>>(list.clone()).ok()?),
+        }
     }
     Some(kept)
 }

@@ -16,7 +16,7 @@
 use super::submit::{self, RestoreRequest};
 use super::Error;
 use crate::annotation::{self, SnapshotRef};
-use crate::api::{snapshot_host, Config, Repository, Task, TaskPhase, TaskTrigger};
+use crate::api::{snapshot_host, Config, OnMissingSnapshot, Repository, Task, TaskPhase, TaskTrigger};
 use crate::context::Context;
 use crate::credentials;
 use crate::naming;
@@ -256,7 +256,16 @@ pub async fn reconcile_auto(pvc: &PersistentVolumeClaim, config: Option<&Config>
             // share a few listings per repository instead of each starting its own.
             // A retry lists afresh: what the failed attempt chose may be gone since.
             let created = pvc.metadata.creation_timestamp.as_ref().map_or_else(Timestamp::now, |t| t.0);
-            let since = if attempts(pvc) > 0 { Timestamp::now() } else { created };
+            // A PVC waiting for its snapshot to appear takes a listing newer than its last look,
+            // shared with every other waiting PVC (about one listing per repository per interval).
+            let poll = ctx.settings.repository_check_interval;
+            let since = if attempts(pvc) > 0 {
+                Timestamp::now()
+            } else if waiting_for_snapshot(pvc) {
+                Timestamp::now() - poll
+            } else {
+                created
+            };
             let listings = listings(ctx, config, &repositories, &host, Some(since)).await?;
             match restore::find_avoiding(listings, &host, &SnapshotRef::Latest, &failed_in(pvc)) {
                 Found::Snapshot { repository, snapshot } => {
@@ -280,9 +289,33 @@ pub async fn reconcile_auto(pvc: &PersistentVolumeClaim, config: Option<&Config>
                     Ok(Action::await_change())
                 }
                 Found::Nowhere { searched } => {
-                    let message = format!("new volume: no snapshot of {host} in {}", searched.join(", "));
+                    let searched = searched.join(", ");
+                    let waits = config.spec.on_missing_snapshot == OnMissingSnapshot::Wait;
+                    let deadline = created + Duration::from_secs(config.spec.missing_snapshot_wait_seconds.max(0) as u64);
+                    let now = Timestamp::now();
+                    if waits && now < deadline {
+                        let message = format!(
+                            "{WAITING_PREFIX} {host} yet in {searched}; looking again until {} (onMissingSnapshot: Wait)",
+                            deadline.round(jiff::Unit::Second).unwrap_or(deadline)
+                        );
+                        if pvc.annotations().get(MESSAGE_ANNOTATION) != Some(&message) {
+                            set_state(ctx, pvc, State::Pending, &message, None).await?;
+                            ctx.event(&object_ref, EventType::Normal, "WaitingForSnapshot", "AutoRestore", message).await;
+                        }
+                        let left = Duration::from_millis((deadline.as_millisecond() - now.as_millisecond()).max(0) as u64);
+                        return Ok(Action::requeue(poll.min(left) + Duration::from_millis(10)));
+                    }
+                    let (type_, message) = if waits {
+                        let waited = config.spec.missing_snapshot_wait_seconds;
+                        (
+                            EventType::Warning,
+                            format!("no snapshot of {host} appeared in {searched} within {waited}s; released empty"),
+                        )
+                    } else {
+                        (EventType::Normal, format!("new volume: no snapshot of {host} in {searched}"))
+                    };
                     set_state(ctx, pvc, State::Released, &message, None).await?;
-                    ctx.event(&object_ref, EventType::Normal, "NothingToRestore", "AutoRestore", message).await;
+                    ctx.event(&object_ref, type_, "NothingToRestore", "AutoRestore", message).await;
                     Ok(Action::await_change())
                 }
                 Found::Unknown { unreachable } => {
@@ -300,6 +333,13 @@ pub async fn reconcile_auto(pvc: &PersistentVolumeClaim, config: Option<&Config>
         }
         (Some(State::Restoring), _) => follow_restore(pvc, auto, ctx).await,
     }
+}
+
+/// How a held PVC's message begins while it waits for a snapshot to appear (onMissingSnapshot: Wait).
+const WAITING_PREFIX: &str = "held: no snapshot of";
+
+fn waiting_for_snapshot(pvc: &PersistentVolumeClaim) -> bool {
+    pvc.annotations().get(MESSAGE_ANNOTATION).is_some_and(|m| m.starts_with(WAITING_PREFIX))
 }
 
 /// How long until the next automatic attempt may start, when a failed one asked to wait.

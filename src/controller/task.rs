@@ -725,7 +725,7 @@ async fn finish(
         task.metadata.generation,
         now,
     );
-    super::catalog::record_finished(ctx, task, &status, phase, now).await?;
+    super::catalog::record_finished(ctx, task, &status, phase, reason, now).await;
     patch_status(task, ctx, &status).await?;
     ctx.metrics.task_finished(&task.spec, phase, status.start_time.as_ref().map(|t| t.0), now);
     if let (TaskPhase::Completed, Some(processed), Some(added)) = (phase, status.bytes_processed, status.bytes_added) {
