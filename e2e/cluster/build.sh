@@ -5,6 +5,12 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
+# One build at a time: CI starts one early in the background, and the real-cluster stage waits
+# for it here rather than building the same thing again.
+mkdir -p "$CLUSTER_CACHE"
+exec 9>"$CLUSTER_CACHE/build.lock"
+flock 9
+
 commands=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy etcd pause)
 missing=0
 for c in "${commands[@]}"; do [ -x "$K8S_BIN/$c" ] || missing=1; done
