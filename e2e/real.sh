@@ -110,13 +110,24 @@ reset_cluster() {
   local namespaces
   namespaces="$(kubectl get namespaces -o 'jsonpath={range .items[*]}{.metadata.name}{"\n"}{end}')"
   namespaces="$(echo "$namespaces" | grep -vxE 'default|kube-system|kube-public|kube-node-lease')" || true
+  # Pods without their grace period, then the PVCs, and only then the namespaces: a namespace whose
+  # content is gone when its controller first looks is gone at once, while one still holding a PVC
+  # is looked at again only after a growing back-off (about 10 s more per scenario).
+  local ns deadline=$((SECONDS + 180))
+  for ns in $namespaces default; do
+    kubectl delete deployments,statefulsets,jobs --all -n "$ns" --wait=false >/dev/null 2>&1 || true
+    kubectl delete pods --all -n "$ns" --grace-period=0 --force --wait=false >/dev/null 2>&1 || true
+    kubectl delete pvc --all -n "$ns" --wait=false >/dev/null 2>&1 || true
+  done
+  while [ -n "$(kubectl get pvc -A -o name)" ]; do
+    [ $SECONDS -lt $deadline ] || { echo "reset: PVCs still there after 180s" >&2; return 1; }
+    sleep 0.5
+  done
   [ -z "$namespaces" ] || kubectl delete namespace $namespaces --wait=false >/dev/null
-  kubectl delete deployments,statefulsets,jobs,pods,pvc --all -n default --wait=false >/dev/null 2>&1 || true
-  local deadline=$((SECONDS + 180))
   while [ -n "$(kubectl get namespaces -o name | grep -vxE 'namespace/(default|kube-system|kube-public|kube-node-lease)')" ] ||
     [ -n "$(kubectl get pvc -n default -o name)" ]; do
     [ $SECONDS -lt $deadline ] || { echo "reset: namespaces still terminating after 180s" >&2; return 1; }
-    sleep 1
+    sleep 0.5
   done
   # Last, once no operator can publish it again: the restore gate.
   kubectl delete mutatingwebhookconfiguration datarestor-restore-gate --ignore-not-found --timeout=60s >/dev/null
