@@ -209,9 +209,13 @@ restore_state() { kubectl get pvc "$2" -n "$1" -o 'jsonpath={.metadata.annotatio
 # released NAMESPACE PVC: its restore state is Released (for wait_for).
 released() { [ "$(restore_state "$1" "$2")" = Released ]; }
 
-# app_on_claim NAMESPACE NAME CLAIM [REPLICAS] [ACCESS_MODE]: a claim, and a Deployment NAME (pods
-# labelled app=NAME) that mounts it at /data; waits until the Deployment is ready.
+# apply_app NAMESPACE NAME CLAIM [REPLICAS] [ACCESS_MODE]: a claim, and a Deployment NAME (pods
+# labelled app=NAME) that mounts it at /data. app_on_claim also waits until the Deployment is ready.
 app_on_claim() {
+  apply_app "$@"
+  k wait --for=jsonpath='{.status.readyReplicas}'="${4:-1}" "deployment/$2" -n "$1" --timeout=90s >/dev/null
+}
+apply_app() {
   local ns="$1" name="$2" claim="$3" replicas="${4:-1}" access="${5:-ReadWriteOnce}"
   k get namespace "$ns" >/dev/null 2>&1 || k create namespace "$ns" >/dev/null
   kapply >/dev/null <<YAML
@@ -234,7 +238,6 @@ spec:
       containers: [{name: $name, $APP_CONTAINER, volumeMounts: [{name: data, mountPath: /data}]}]
       volumes: [{name: data, persistentVolumeClaim: {claimName: $claim}}]
 YAML
-  k wait --for=jsonpath='{.status.readyReplicas}'="$replicas" "deployment/$name" -n "$ns" --timeout=90s >/dev/null
 }
 
 # quiesce_apps: a Deployment `web` (2 replicas, ReadWriteMany claim web-data) and a StatefulSet

@@ -18,29 +18,7 @@ config() { # TARGET WAIT_SECONDS
 YAML
 )"
 }
-app() {
-  k get namespace shop >/dev/null 2>&1 || k create namespace shop >/dev/null
-  kapply >/dev/null <<YAML
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {name: web-data, namespace: shop}
-spec:
-  accessModes: [ReadWriteOnce]
-  resources: {requests: {storage: 1Gi}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: shop}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, $APP_CONTAINER, volumeMounts: [{name: data, mountPath: /data}]}]
-      volumes: [{name: data, persistentVolumeClaim: {claimName: web-data}}]
-YAML
-}
+app() { apply_app shop web web-data; }
 message() { kubectl get pvc "$1" -n shop -o 'jsonpath={.metadata.annotations.backup\.datarestor-operator\.com/restore-message}'; }
 gated() { [ -n "$(kubectl get pods -n shop -l app=web -o 'jsonpath={range .items[*]}{.spec.schedulingGates[*].name}{end}')" ]; }
 
