@@ -91,6 +91,10 @@ enum Command {
         /// operator's own namespace always may. Configs elsewhere protect only their own namespace.
         #[arg(long, value_delimiter = ',', default_value = "backup-system", env = "DATARESTOR_CLUSTER_WIDE_NAMESPACES")]
         cluster_wide_namespaces: Vec<String>,
+        /// Protect only PVCs of these namespaces (comma-separated), whatever Configs select; a
+        /// Config elsewhere (outside the cluster-wide namespaces) protects nothing. Default: all.
+        #[arg(long, value_delimiter = ',', env = "DATARESTOR_WATCH_NAMESPACES")]
+        watch_namespaces: Vec<String>,
         /// activeDeadlineSeconds of restic Jobs.
         #[arg(long, default_value_t = 6 * 3600, env = "DATARESTOR_JOB_DEADLINE_SECONDS")]
         job_deadline_seconds: i64,
@@ -131,6 +135,9 @@ enum Command {
             env = "DATARESTOR_CLUSTER_WIDE_NAMESPACES"
         )]
         cluster_wide_namespaces: Vec<String>,
+        /// The namespaces the operator protects, as it was given them (default: all).
+        #[arg(long, value_delimiter = ',', env = "DATARESTOR_WATCH_NAMESPACES")]
+        watch_namespaces: Vec<String>,
     },
     /// What a PVC can be restored from: its snapshots in each repository, newest first, from its
     /// Catalog (`kubectl get catalog PVC -o yaml` holds the same).
@@ -250,6 +257,7 @@ async fn main() -> anyhow::Result<()> {
             webhook_failure_policy,
             job_start_timeout_seconds,
             cluster_wide_namespaces,
+            watch_namespaces,
             webhook_listen,
             metrics_listen,
             webhook_url,
@@ -285,7 +293,8 @@ async fn main() -> anyhow::Result<()> {
                     cluster_wide: {
                         let mut namespaces = cluster_wide_namespaces;
                         namespaces.extend(std::env::var("POD_NAMESPACE").ok());
-                        datarestor_operator::api::ClusterWide(namespaces)
+                        let watched = watch_namespaces.into_iter().filter(|n| !n.is_empty()).collect();
+                        datarestor_operator::api::ClusterWide(namespaces, datarestor_operator::api::Watched(watched))
                     },
                 };
                 let endpoint = match (webhook_url, webhook_service) {
@@ -337,10 +346,11 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Status { scope, all_namespaces, output, cluster_wide_namespaces } => {
+        Command::Status { scope, all_namespaces, output, cluster_wide_namespaces, watch_namespaces } => {
             let namespace = if all_namespaces { None } else { Some(scope.namespace().await?) };
             let client = kube::Client::try_default().await?;
-            let cluster_wide = datarestor_operator::api::ClusterWide(cluster_wide_namespaces);
+            let watched = datarestor_operator::api::Watched(watch_namespaces.into_iter().filter(|n| !n.is_empty()).collect());
+            let cluster_wide = datarestor_operator::api::ClusterWide(cluster_wide_namespaces, watched);
             print!("{}", status::status(client, namespace.as_deref(), &cluster_wide, output == "json").await?);
         }
         Command::Snapshots { pvc, scope, output } => {

@@ -371,7 +371,7 @@ mod tests {
             backup("logs", "s3:http://s3/second", TaskPhase::Running, "2026-11-22T03:01:00Z", 0),
         ];
         let tasks: Vec<&Task> = tasks.iter().collect();
-        let cluster_wide = ClusterWide(vec!["backup-system".into()]);
+        let cluster_wide = ClusterWide::new(vec!["backup-system".into()]);
         let view =
             ClusterView { configs: &configs, pvcs: &pvcs, tasks: &tasks, cluster_wide: &cluster_wide, now: Timestamp::now() };
         let text = metrics.render(|m| m.observe(&view)).await;

@@ -84,13 +84,21 @@ fn an_empty_selector_is_rejected_by_the_schema() {
 fn a_config_reaches_other_namespaces_only_from_a_cluster_wide_namespace() {
     use datarestor_operator::api::ClusterWide;
     let labels = [("app".to_owned(), "my-app".to_owned())].into();
-    let wide = ClusterWide(vec!["backup-system".into()]);
+    let wide = ClusterWide::new(vec!["backup-system".into()]);
     let mut config = seed_config();
     assert!(config.selects("production", &labels, &wide), "the seed layout: backup-system reaches every namespace");
     config.metadata.namespace = Some("team-a".into());
     assert!(!config.selects("production", &labels, &wide), "a team's Config stays in its namespace");
     assert!(config.selects("team-a", &labels, &wide));
     assert_eq!(config.unreachable_namespaces(&wide), ["default", "production"]);
+
+    // With watched namespaces, nothing outside them is protected, even by administrators.
+    let watched = ClusterWide(vec!["backup-system".into()], datarestor_operator::api::Watched(vec!["production".into()]));
+    let mut admin = seed_config();
+    admin.metadata.namespace = Some("backup-system".into());
+    assert!(admin.selects("production", &labels, &watched));
+    assert!(!admin.selects("default", &labels, &watched), "an unwatched namespace");
+    assert!(!config.selects("team-a", &labels, &watched), "a team Config in an unwatched namespace protects nothing");
 }
 
 #[test]

@@ -321,7 +321,7 @@ fn serving_every_family() -> datarestor_operator::metrics::Metrics {
     metrics.backup_stored(10, 5);
     metrics.set_leader(true);
     metrics.snapshot_listing().observe(0.2);
-    let cluster_wide = ClusterWide(vec!["backup-system".into()]);
+    let cluster_wide = ClusterWide::new(vec!["backup-system".into()]);
     let view = ClusterView {
         configs: &[&config],
         pvcs: &[&pvcs[0], &pvcs[1]],

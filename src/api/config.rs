@@ -399,13 +399,28 @@ impl ConfigSpec {
 
 /// Which namespaces' Configs may protect PVCs of other namespaces (the administrators' ones, such
 /// as `backup-system`); a Config anywhere else protects only its own namespace, the way a team's
-/// resources stay within its namespace.
+/// resources stay within its namespace. With `watched`, only PVCs of those namespaces are protected
+/// at all, whatever a Config selects.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ClusterWide(pub Vec<String>);
+pub struct ClusterWide(pub Vec<String>, pub Watched);
+
+/// The namespaces whose PVCs this operator protects; none named: every namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Watched(pub Vec<String>);
 
 impl ClusterWide {
+    /// The administrators' namespaces, every namespace watched.
+    pub fn new(namespaces: Vec<String>) -> Self {
+        Self(namespaces, Watched::default())
+    }
+
     pub fn contains(&self, namespace: &str) -> bool {
         self.0.iter().any(|n| n == namespace)
+    }
+
+    /// Whether PVCs of `namespace` may be protected at all.
+    pub fn watches(&self, namespace: &str) -> bool {
+        self.1 .0.is_empty() || self.1 .0.iter().any(|n| n == namespace)
     }
 }
 
@@ -425,10 +440,11 @@ impl Config {
         self.reaches(namespace, cluster_wide) && self.spec.selects(namespace, labels)
     }
 
-    /// Whether this Config may protect PVCs in `namespace` at all.
+    /// Whether this Config may protect PVCs in `namespace` at all: a watched namespace, its own
+    /// or any when it lives in an administrators' namespace.
     pub fn reaches(&self, namespace: &str, cluster_wide: &ClusterWide) -> bool {
         let own = self.metadata.namespace.as_deref().unwrap_or_default();
-        own == namespace || cluster_wide.contains(own)
+        cluster_wide.watches(namespace) && (own == namespace || cluster_wide.contains(own))
     }
 
     /// Namespaces its selectors name that it may not reach (said in its status).

@@ -174,28 +174,45 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Config>>, ctx: Arc<Context>) 
         }
     };
     set_condition(&mut status.conditions, "Valid", ConditionStatus::True, "Valid", "spec is valid", generation, now);
-    let out_of_reach = config.unreachable_namespaces(&ctx.settings.cluster_wide);
-    if out_of_reach.is_empty() {
-        status.conditions.retain(|c| c.type_ != "SelectorsInReach");
-    } else {
-        let own = config.namespace().unwrap_or_default();
-        let message = format!(
+    let cluster_wide = &ctx.settings.cluster_wide;
+    let own = config.namespace().unwrap_or_default();
+    let (unwatched, out_of_reach): (Vec<String>, Vec<String>) =
+        config.unreachable_namespaces(cluster_wide).into_iter().partition(|n| !cluster_wide.watches(n));
+    let mut problems = Vec::new();
+    if !out_of_reach.is_empty() {
+        problems.push(("OutsideOwnNamespace", format!(
             "selectors name namespaces {}, but a Config in namespace {own} protects only PVCs of {own} (Configs that may reach other namespaces live in: {})",
             out_of_reach.join(", "),
-            ctx.settings.cluster_wide.0.join(", ")
-        );
+            cluster_wide.0.join(", ")
+        )));
+    }
+    if !cluster_wide.watches(&own) && !cluster_wide.contains(&own) {
+        problems.push((
+            "NamespaceNotWatched",
+            format!(
+                "namespace {own} is not one this operator protects (--watch-namespaces: {}): this Config protects nothing",
+                cluster_wide.1 .0.join(", ")
+            ),
+        ));
+    } else if !unwatched.is_empty() {
+        problems.push((
+            "NamespaceNotWatched",
+            format!(
+                "selectors name namespaces {} that this operator does not protect (--watch-namespaces: {})",
+                unwatched.join(", "),
+                cluster_wide.1 .0.join(", ")
+            ),
+        ));
+    }
+    if problems.is_empty() {
+        status.conditions.retain(|c| c.type_ != "SelectorsInReach");
+    } else {
+        let reason = problems[0].0;
+        let message = problems.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("; ");
         if previous.observed_generation != generation {
             ctx.event(&object_ref, EventType::Warning, "SelectorsOutOfReach", "Validate", &message).await;
         }
-        set_condition(
-            &mut status.conditions,
-            "SelectorsInReach",
-            ConditionStatus::False,
-            "OutsideOwnNamespace",
-            message,
-            generation,
-            now,
-        );
+        set_condition(&mut status.conditions, "SelectorsInReach", ConditionStatus::False, reason, message, generation, now);
     }
 
     let pvcs = selected_pvcs(&ctx, config).await;

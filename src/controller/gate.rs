@@ -20,6 +20,9 @@ pub async fn hold_reason(ctx: &Context, namespace: &str, pod: &Pod) -> Result<Op
     if pod.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY) {
         return Ok(None); // the operator's own restic Jobs are what fills the volumes
     }
+    if !ctx.settings.cluster_wide.watches(namespace) {
+        return Ok(None); // nothing there is protected (--watch-namespaces)
+    }
     let claims: Vec<String> = pod
         .spec
         .as_ref()
