@@ -119,7 +119,7 @@ reset_cluster() {
     kubectl delete pods --all -n "$ns" --grace-period=0 --force --wait=false >/dev/null 2>&1 || true
     kubectl delete pvc --all -n "$ns" --wait=false >/dev/null 2>&1 || true
   done
-  while [ -n "$(kubectl get pvc -A -o name)" ]; do
+  while [ -n "$(kubectl get pvc -A -o 'jsonpath={range .items[*]}{.metadata.namespace}{"\n"}{end}' | grep -vxE 'kube-system|kube-public|kube-node-lease')" ]; do
     [ $SECONDS -lt $deadline ] || { echo "reset: PVCs still there after 180s" >&2; return 1; }
     sleep 0.5
   done

@@ -65,7 +65,7 @@ async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), StartEr
 }
 
 /// Whether this version of a Config differs, for its PVCs, from the last one seen: anything but its
-/// `status.statistics`. (A PVC waiting on a Config that is deleted looks again by itself.)
+/// `status.statistics`.
 fn concerns_pvcs(config: &Config, seen: &mut std::collections::HashMap<String, u64>) -> bool {
     use std::hash::{Hash, Hasher};
     let mut status = config.status.clone().unwrap_or_default();
@@ -129,8 +129,14 @@ pub async fn run(settings: Settings, crd_timeout: Duration, serving: Serving) ->
     let pvcs = pvcs
         .watches(Api::<DeserializeGuard<Config>>::all(client.clone()), watcher::Config::default(), move |guard| {
             let selected: Vec<ObjectRef<PersistentVolumeClaim>> = match &guard.0 {
-                // A change of the statistics alone (each finished Task) concerns no PVC.
-                Ok(config) if !concerns_pvcs(config, &mut seen_configs.lock().unwrap_or_else(|e| e.into_inner())) => Vec::new(),
+                // A change of the statistics alone (each finished Task) concerns only PVCs still
+                // waiting for a restore (a deleted Config looks unchanged, and must release them).
+                Ok(config) if !concerns_pvcs(config, &mut seen_configs.lock().unwrap_or_else(|e| e.into_inner())) => pvc_cache
+                    .state()
+                    .iter()
+                    .filter(|pvc| controller::restore::state(pvc) == Some(controller::restore::State::Pending))
+                    .map(|pvc| ObjectRef::from_obj(pvc.as_ref()))
+                    .collect(),
                 // PVCs still waiting for a restore too: the Config may have stopped selecting them
                 // (deleted, selector changed, autoRestore off), and their pods must not wait on.
                 Ok(config) => pvc_cache

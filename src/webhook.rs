@@ -199,6 +199,14 @@ async fn publish_configuration(ctx: &Context, endpoint: &Endpoint, ca_pem: &[u8]
     // take them over and make the next `helm upgrade` conflict with the operator.
     let helm_owned =
         api.get_opt(CONFIGURATION_NAME).await?.is_some_and(|c| c.annotations().contains_key("meta.helm.sh/release-name"));
+    // With --watch-namespaces the API server does not even ask about pods elsewhere.
+    let mut namespace_expressions =
+        vec![serde_json::json!({"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": excluded})];
+    let watched = &ctx.settings.cluster_wide.1 .0;
+    if !watched.is_empty() {
+        namespace_expressions
+            .push(serde_json::json!({"key": "kubernetes.io/metadata.name", "operator": "In", "values": watched}));
+    }
     let webhook = if helm_owned {
         serde_json::json!({"name": WEBHOOK_NAME, "clientConfig": client_config})
     } else {
@@ -211,7 +219,7 @@ async fn publish_configuration(ctx: &Context, endpoint: &Endpoint, ca_pem: &[u8]
             "admissionReviewVersions": ["v1"],
             "timeoutSeconds": 5,
             "reinvocationPolicy": "Never",
-            "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": excluded}]},
+            "namespaceSelector": {"matchExpressions": namespace_expressions},
             "objectSelector": {"matchExpressions": [{"key": MANAGED_BY_LABEL, "operator": "NotIn", "values": [MANAGED_BY]}]},
         })
     };

@@ -256,13 +256,19 @@ pub async fn reconcile_auto(pvc: &PersistentVolumeClaim, config: Option<&Config>
             // share a few listings per repository instead of each starting its own.
             // A retry lists afresh: what the failed attempt chose may be gone since.
             let created = pvc.metadata.creation_timestamp.as_ref().map_or_else(Timestamp::now, |t| t.0);
-            // A PVC waiting for its snapshot to appear takes a listing newer than its last look,
-            // shared with every other waiting PVC (about one listing per repository per interval).
+            // With onMissingSnapshot: Wait, each look takes a listing newer than the last look,
+            // shared with every other waiting PVC (about one listing per repository per interval),
+            // and the look that ends the wait takes one made after the wait ended.
             let poll = ctx.settings.repository_check_interval;
+            let waits = config.spec.on_missing_snapshot == OnMissingSnapshot::Wait;
+            let deadline = created + Duration::from_secs(config.spec.missing_snapshot_wait_seconds.max(0) as u64);
+            let now = Timestamp::now();
             let since = if attempts(pvc) > 0 {
-                Timestamp::now()
-            } else if waiting_for_snapshot(pvc) {
-                Timestamp::now() - poll
+                now
+            } else if waits && now >= deadline {
+                created.max(deadline)
+            } else if waits {
+                created.max(now - poll)
             } else {
                 created
             };
@@ -290,9 +296,6 @@ pub async fn reconcile_auto(pvc: &PersistentVolumeClaim, config: Option<&Config>
                 }
                 Found::Nowhere { searched } => {
                     let searched = searched.join(", ");
-                    let waits = config.spec.on_missing_snapshot == OnMissingSnapshot::Wait;
-                    let deadline = created + Duration::from_secs(config.spec.missing_snapshot_wait_seconds.max(0) as u64);
-                    let now = Timestamp::now();
                     if waits && now < deadline {
                         let message = format!(
                             "{WAITING_PREFIX} {host} yet in {searched}; looking again until {} (onMissingSnapshot: Wait)",
@@ -337,10 +340,6 @@ pub async fn reconcile_auto(pvc: &PersistentVolumeClaim, config: Option<&Config>
 
 /// How a held PVC's message begins while it waits for a snapshot to appear (onMissingSnapshot: Wait).
 const WAITING_PREFIX: &str = "held: no snapshot of";
-
-fn waiting_for_snapshot(pvc: &PersistentVolumeClaim) -> bool {
-    pvc.annotations().get(MESSAGE_ANNOTATION).is_some_and(|m| m.starts_with(WAITING_PREFIX))
-}
 
 /// How long until the next automatic attempt may start, when a failed one asked to wait.
 fn retry_wait(pvc: &PersistentVolumeClaim) -> Option<Duration> {
