@@ -38,8 +38,11 @@ apps_back || fail "the workloads were touched"
 
 log "deadline exceeded"
 k annotate pvc web-data -n shop 'backup.datarestor-operator.com/manual-backup=2|too-slow' >/dev/null
-wait_for 60 "Job running" bash -c "kubectl get tasks -n shop -l backup.datarestor-operator.com/pvc=web-data -o 'jsonpath={.items[*].status.phase}' | grep -q Running"
+# Frozen as soon as the Task exists (the repository was checked ready just before): a backup
+# this small could finish between two looks for its Running phase.
+wait_for 60 "the backup Task" bash -c "kubectl get tasks -n shop -l backup.datarestor-operator.com/pvc=web-data -o name | grep -q ."
 kill -STOP "$(cat "$SCENARIO_DIR/frozen-s3.pid")"
+wait_for 60 "its Job running against the frozen server" bash -c "kubectl get tasks -n shop -l backup.datarestor-operator.com/pvc=web-data -o 'jsonpath={.items[*].status.phase}' | grep -q Running"
 task="$(wait_task shop web-data backup Failed 120)"
 kill -CONT "$(cat "$SCENARIO_DIR/frozen-s3.pid")"
 assert_contains "$(jp task "$task" .status.message -n shop)" "exceeded its deadline" "deadline reason"
