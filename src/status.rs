@@ -64,7 +64,7 @@ fn bytes(n: i64) -> String {
     crate::controller::task::human_bytes(n.max(0) as u64).replace(' ', "")
 }
 
-/// Aligned columns, as kubectl prints them.
+/// Every protected PVC, one line each.
 pub fn table(records: &[PvcRecord], now: Timestamp) -> String {
     let header = ["NAMESPACE", "PVC", "CONFIG", "LAST BACKUP", "SNAPSHOT", "SIZE", "BACKUPS", "NEXT DUE", "RESTORE", "HEALTH"];
     let dash = || "-".to_owned();
@@ -86,23 +86,28 @@ pub fn table(records: &[PvcRecord], now: Timestamp) -> String {
             ]
         })
         .collect();
+    if rows.is_empty() {
+        return "No protected PVCs found.\n".into();
+    }
+    aligned(header, &rows)
+}
+
+/// A header and rows in aligned columns, as kubectl prints them.
+fn aligned<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
     let mut widths = header.map(str::len);
-    for row in &rows {
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.len());
         }
     }
-    let line = |cells: Vec<&str>| {
+    let line = |cells: [&str; N]| {
         let mut text: String = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}   ")).collect();
         text.truncate(text.trim_end().len());
         text + "\n"
     };
-    if rows.is_empty() {
-        return "No protected PVCs found.\n".into();
-    }
-    let mut out = line(header.to_vec());
-    for row in &rows {
-        out += &line(row.iter().map(String::as_str).collect());
+    let mut out = line(header);
+    for row in rows {
+        out += &line(row.each_ref().map(String::as_str));
     }
     out
 }
@@ -136,21 +141,7 @@ pub fn snapshot_table(pvc: &str, status: &CatalogStatus) -> String {
     if rows.is_empty() {
         return format!("No snapshots of {pvc} are known.\n");
     }
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
-    let line = |cells: [&str; 4]| {
-        let mut text: String = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}   ")).collect();
-        text.truncate(text.trim_end().len());
-        text + "\n"
-    };
-    let mut out = line(header);
-    for row in &rows {
-        out += &line([&row[0], &row[1], &row[2], &row[3]]);
-    }
+    let mut out = aligned(header, &rows);
     out += "\n";
     for r in &status.repositories {
         let source = match &r.listed_at {
