@@ -200,6 +200,11 @@ pub fn backup_summary(output: &str) -> Option<BackupSummary> {
     })
 }
 
+/// A snapshot id as restic prints it short: its first eight characters.
+pub fn short_id(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
 /// One entry of `restic snapshots --json`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct Snapshot {

@@ -185,7 +185,7 @@ impl CatalogStatus {
         {
             let snapshot = CatalogSnapshot {
                 id: id.clone(),
-                short_id: event.short_snapshot_id.clone().unwrap_or_else(|| id.chars().take(8).collect()),
+                short_id: event.short_snapshot_id.clone().unwrap_or_else(|| crate::restic::short_id(id)),
                 time: status.start_time.clone().unwrap_or_else(|| event.time.clone()),
                 name: finished.name.map(str::to_owned),
             };

@@ -10,7 +10,7 @@ use crate::api::{
     Catalog, CatalogSnapshot, CatalogSpec, Config, ConfigStatistics, Finished, Task, TaskPhase, TaskStatus, TaskType,
 };
 use crate::context::Context;
-use crate::restic::{redact_target, Snapshot, NAMESPACE_TAG, PVC_TAG};
+use crate::restic::{redact_target, short_id, Snapshot, NAMESPACE_TAG, PVC_TAG};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
@@ -53,7 +53,7 @@ async fn record(ctx: &Context, task: &Task, status: &TaskStatus, phase: TaskPhas
     let config_name = format!("{}/{}", task.spec.config_ref.namespace, task.spec.config_ref.name);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
     let new = match pvcs.get_opt(&task.spec.pvc_name).await? {
-        Some(pvc) => update_catalog(ctx, &pvc, &config_name, |catalog| catalog.record(&finished)).await?,
+        Some(pvc) => update_catalog(ctx, &pvc, &config_name, Missing::Make, |catalog| catalog.record(&finished)).await?,
         // No PVC, no Catalog: the Config's own memory of its newest Task is all that guards it.
         None => true,
     };
@@ -97,33 +97,35 @@ pub async fn record_retention(ctx: &Context, config: &Config, pvcs: &[&Persisten
             .filter_map(|s| {
                 Some(CatalogSnapshot {
                     id: s.id.clone(),
-                    short_id: if s.short_id.is_empty() { s.id.chars().take(8).collect() } else { s.short_id.clone() },
+                    short_id: if s.short_id.is_empty() { short_id(&s.id) } else { s.short_id.clone() },
                     time: Time(s.taken_at()?),
                     name: s.name().map(str::to_owned),
                 })
             })
             .collect();
-        let catalogs: Api<Catalog> = Api::namespaced(ctx.client.clone(), &namespace);
-        let updated = match catalogs.get_opt(&name).await {
-            Ok(Some(_)) => {
-                update_catalog(ctx, pvc, &config_name, |catalog| catalog.listed(&shown, snapshots.clone(), run.started)).await
-            }
-            Ok(None) => continue,
-            Err(error) => Err(error.into()),
-        };
-        if let Err(error) = updated {
+        let listed = |catalog: &mut crate::api::CatalogStatus| catalog.listed(&shown, snapshots.clone(), run.started);
+        if let Err(error) = update_catalog(ctx, pvc, &config_name, Missing::Skip, listed).await {
             tracing::warn!(%namespace, pvc = %name, %error, "Catalog not updated after retention");
         }
     }
 }
 
-/// Reads the PVC's Catalog (made when missing, replaced when left from an earlier PVC of the same
-/// name), lets `change` edit its status, and writes the whole status back (a replace guarded by the
-/// resourceVersion read) when `change` says it changed. Returns whether it wrote a change.
+/// What `update_catalog` does when the PVC has no Catalog yet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    Make,
+    Skip,
+}
+
+/// Reads the PVC's Catalog (made when missing unless told to skip, replaced when left from an
+/// earlier PVC of the same name), lets `change` edit its status, and writes the whole status back
+/// (a replace guarded by the resourceVersion read) when `change` says it changed. Returns whether it
+/// wrote a change.
 async fn update_catalog(
     ctx: &Context,
     pvc: &PersistentVolumeClaim,
     config: &str,
+    missing: Missing,
     mut change: impl FnMut(&mut crate::api::CatalogStatus) -> bool,
 ) -> Result<bool, Error> {
     let namespace = pvc.namespace().ok_or(Error::MissingField("namespace"))?;
@@ -139,6 +141,7 @@ async fn update_catalog(
                 super::jobs::delete_if_present(&api, &name, &DeleteParams::default()).await?;
                 continue;
             }
+            None if missing == Missing::Skip => return Ok(false),
             None => match api.create(&PostParams::default(), &new_catalog(pvc, &uid, config)).await {
                 Ok(catalog) => catalog,
                 Err(e) if super::submit::is_already_exists(&e) => continue,

@@ -151,7 +151,7 @@ async fn start(task: &Task, ctx: &Context) -> Result<Action, Error> {
                 (Some(target), Some(_)) => target.clone(),
                 _ => match resolve_snapshot(task, ctx, &resolved.config).await? {
                     Ok((target, snapshot_id)) => {
-                        status.short_snapshot_id = Some(snapshot_id.chars().take(8).collect());
+                        status.short_snapshot_id = Some(restic::short_id(&snapshot_id));
                         status.snapshot_id = Some(snapshot_id);
                         status.repository = Some(target.clone());
                         target
@@ -662,7 +662,7 @@ async fn complete(task: &Task, ctx: &Context, output: &str) -> Result<Action, Er
             )
             .await;
         };
-        status.short_snapshot_id = Some(summary.snapshot_id.chars().take(8).collect());
+        status.short_snapshot_id = Some(restic::short_id(&summary.snapshot_id));
         status.snapshot_id = Some(summary.snapshot_id);
         status.files_new = Some(summary.files_new as i64);
         status.files_changed = Some(summary.files_changed as i64);
