@@ -528,9 +528,10 @@ impl Work<'_> {
                 .collect();
             let hosts = args.windows(2).filter(|w| w[0] == "--host").map(|w| w[1].clone()).collect();
             let started = job.metadata.creation_timestamp.as_ref().map_or(self.now, |t| t.0);
+            let groups = forget_groups(&output);
             return Ok(Some(Ok(RetentionResult {
-                summary: forget_summary(&output),
-                kept: kept_snapshots(&output),
+                summary: forget_summary(groups.as_deref()),
+                kept: groups.as_deref().and_then(kept_snapshots),
                 hosts,
                 started,
             })));
@@ -643,13 +644,15 @@ async fn check_repository(
     (status, Some(env))
 }
 
-/// "kept N, removed M snapshots" from `forget --json` (its first line; prune's text follows).
-fn forget_summary(output: &str) -> String {
-    let Some(groups) = output
-        .lines()
-        .find(|l| l.trim_start().starts_with('['))
-        .and_then(|l| serde_json::from_str::<Vec<serde_json::Value>>(l).ok())
-    else {
+/// The groups `forget --json` printed (its first line; prune's text follows); `None` when it
+/// printed no list.
+fn forget_groups(output: &str) -> Option<Vec<serde_json::Value>> {
+    output.lines().find(|l| l.trim_start().starts_with('[')).and_then(|l| serde_json::from_str(l).ok())
+}
+
+/// "kept N, removed M snapshots" from `forget --json`'s groups.
+fn forget_summary(groups: Option<&[serde_json::Value]>) -> String {
+    let Some(groups) = groups else {
         return "forgot by policy and pruned (restic printed no list of what it kept)".into();
     };
     let count = |key: &str| groups.iter().map(|g| g[key].as_array().map_or(0, Vec::len)).sum::<usize>();
@@ -668,10 +671,8 @@ struct RetentionResult {
 }
 
 /// The snapshots `forget --json` kept, from every group (a group that keeps nothing says `null`);
-/// `None` when it printed no list.
-fn kept_snapshots(output: &str) -> Option<Vec<Snapshot>> {
-    let groups: Vec<serde_json::Value> =
-        output.lines().find(|l| l.trim_start().starts_with('[')).and_then(|l| serde_json::from_str(l).ok())?;
+/// `None` when a group cannot be read.
+fn kept_snapshots(groups: &[serde_json::Value]) -> Option<Vec<Snapshot>> {
     let mut kept = Vec::new();
     for group in groups {
         match group.get("keep") {
@@ -872,9 +873,9 @@ mod tests {
 loading indexes...
 to delete:             2 blobs / 498 B
 "#;
-        assert_eq!(forget_summary(output), "kept 2 and removed 2 snapshots, then pruned");
+        assert_eq!(forget_summary(forget_groups(output).as_deref()), "kept 2 and removed 2 snapshots, then pruned");
         assert_eq!(
-            forget_summary("Fatal: unable to open config file"),
+            forget_summary(forget_groups("Fatal: unable to open config file").as_deref()),
             "forgot by policy and pruned (restic printed no list of what it kept)"
         );
     }
