@@ -32,8 +32,25 @@ helm_install() {
   "$HELM" upgrade --install "$OPERATOR_RELEASE" "$ROOT/charts/datarestor-operator" -n "$OPERATOR_NAMESPACE" \
     -f "$values" --force-conflicts --wait --timeout 120s >>"$SCENARIO_DIR/helm.log" 2>&1 || {
     kubectl get pods -n "$OPERATOR_NAMESPACE" -o wide >&2 || true
+    cluster_diagnosis >&2
     fail "helm upgrade --install failed (helm.log: $(tail -2 "$SCENARIO_DIR/helm.log" | tr '\n' ' '))"
   }
+}
+
+# cluster_diagnosis: why pods of the operator's namespace are not running, in a few lines (the
+# failure report shows a scenario log's last 30): the namespace's last Events (FailedScheduling
+# says why), the node's conditions that are not as they should be, its taints, and the disk; the
+# whole picture (allocated resources, every pod) goes to cluster-diagnosis.txt beside the log.
+cluster_diagnosis() {
+  kubectl get events -n "$OPERATOR_NAMESPACE" --sort-by=.lastTimestamp --no-headers \
+    -o 'custom-columns=REASON:.reason,OBJECT:.involvedObject.name,MESSAGE:.message' 2>&1 | tail -n 4 | cut -c1-300
+  kubectl get node "$NODE_NAME" -o 'jsonpath={range .status.conditions[*]}{.type}={.status} {.reason}{"\n"}{end}' 2>&1 |
+    grep -vE '^(Ready=True|[A-Za-z]+Pressure=False|NetworkUnavailable=False)' || true
+  echo "node taints: $(kubectl get node "$NODE_NAME" -o 'jsonpath={.spec.taints}' 2>&1); disk: $(df -h "$CLUSTER_DIR" 2>&1 | awk 'END {print $4 " free of " $2}')"
+  {
+    kubectl describe node "$NODE_NAME"
+    kubectl get pods -A -o wide
+  } >"$SCENARIO_DIR/cluster-diagnosis.txt" 2>&1
 }
 
 # operator_pod: the name of a running operator pod, if any (sed reads every line: `head -1` would

@@ -23,6 +23,8 @@ pub struct Settings {
     pub retry_interval: Duration,
     /// How long workloads a Task scaled down may stay down while its Job cannot be created.
     pub job_start_timeout: Duration,
+    /// Whether backup hooks run (`--hooks`).
+    pub hooks_enabled: bool,
     /// Namespaces whose Configs may protect PVCs of other namespaces.
     pub cluster_wide: crate::api::ClusterWide,
 }
@@ -90,7 +92,7 @@ impl Context {
     pub async fn may_auto_restore_in(&self, namespace: &str) -> bool {
         self.configs_ready().await;
         self.configs.state().iter().filter_map(|guard| guard.0.as_ref().ok()).any(|config| {
-            config.spec.auto_restore
+            config.spec.may_auto_restore()
                 && config.reaches(namespace, &self.settings.cluster_wide)
                 && config
                     .spec

@@ -95,6 +95,11 @@ enum Command {
         /// Config elsewhere (outside the cluster-wide namespaces) protects nothing. Default: all.
         #[arg(long, value_delimiter = ',', env = "DATARESTOR_WATCH_NAMESPACES")]
         watch_namespaces: Vec<String>,
+        /// Run backup hooks (commands in the application's pods, through pods/exec). With
+        /// `false`, a backup whose PVC has a pre-backup hook fails and says why, and the operator
+        /// needs no pods/exec permission.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "DATARESTOR_HOOKS")]
+        hooks: bool,
         /// activeDeadlineSeconds of restic Jobs.
         #[arg(long, default_value_t = 6 * 3600, env = "DATARESTOR_JOB_DEADLINE_SECONDS")]
         job_deadline_seconds: i64,
@@ -256,6 +261,7 @@ async fn main() -> anyhow::Result<()> {
             job_memory_limit,
             webhook_failure_policy,
             job_start_timeout_seconds,
+            hooks,
             cluster_wide_namespaces,
             watch_namespaces,
             webhook_listen,
@@ -290,6 +296,7 @@ async fn main() -> anyhow::Result<()> {
                     repository_check_interval: Duration::from_secs(repository_check_seconds),
                     retry_interval: Duration::from_secs(retry_seconds),
                     job_start_timeout: Duration::from_secs(job_start_timeout_seconds),
+                    hooks_enabled: hooks,
                     cluster_wide: {
                         let mut namespaces = cluster_wide_namespaces;
                         namespaces.extend(std::env::var("POD_NAMESPACE").ok());

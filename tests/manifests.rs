@@ -182,10 +182,17 @@ fn helm_chart_sets_every_option() {
         "--job-image-pull-policy=Always",
         "--restic-image=registry.example/restic:0.18.1",
         "--max-restic-processes=8",
+        "--hooks=false",
         "--retry-seconds=5",
     ] {
         assert!(args.contains(&expected), "{expected} missing from {args:?}");
     }
+    let exec_granted = |objects: &[serde_yaml::Value]| {
+        let role = objects.iter().find(|o| o["kind"] == "ClusterRole").expect("a ClusterRole");
+        role["rules"].as_sequence().unwrap().iter().any(|r| r["resources"][0] == "pods/exec")
+    };
+    assert!(!exec_granted(&objects), "hooks disabled: no pods/exec");
+    assert!(exec_granted(&helm_template(&[])), "hooks enabled by default: pods/exec granted");
     let env = container["env"].as_sequence().unwrap();
     assert!(env.iter().any(|e| e["name"] == "RUST_LOG" && e["value"] == "info,datarestor_operator=debug"));
     assert!(env.iter().any(|e| e["name"] == "HTTPS_PROXY"));

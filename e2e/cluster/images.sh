@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the test cluster's images from files on this machine (no registry can be reached) and loads
 # them into its containerd:
-#   images.sh base                      pause, busybox (apps), restic (the Jobs' image)
+#   images.sh base                      pause, busybox + sqlite3 (apps), restic (the Jobs' image)
 #   images.sh operator BINARY TAG       the operator: BINARY + restic, non-root (UID 65532)
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -23,7 +23,9 @@ case "${1:-}" in
   base)
     command -v busybox >/dev/null || { echo "images: busybox-static is not installed" >&2; exit 2; }
     build "$PAUSE_IMAGE" pause.tar --add "$K8S_BIN/pause:/pause" --entrypoint /pause --user 65535
-    build "$APP_IMAGE" busybox.tar --busybox "$(command -v busybox)" --cmd sh
+    # The apps: busybox, and sqlite3 for the scenario whose apps write to live databases.
+    command -v sqlite3 >/dev/null || { echo "images: sqlite3 is not installed" >&2; exit 2; }
+    build "$APP_IMAGE" busybox.tar --with-libraries --busybox "$(command -v busybox)" --add "$(command -v sqlite3):/usr/bin/sqlite3" --cmd sh
     build "$RESTIC_IMAGE_REF" restic.tar --with-libraries --busybox "$(command -v busybox)" --add "$(command -v restic):/usr/bin/restic" \
       --entrypoint /usr/bin/restic
     ;;

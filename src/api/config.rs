@@ -10,6 +10,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use super::Hooks;
+
 /// Loose shape of a schedule, checked by the API server so that typos are rejected at `kubectl
 /// apply`. The operator parses it fully and reports anything subtler in the Config's status.
 const SCHEDULE_PATTERN: &str = r"^((CRON_TZ|TZ)=[^\s]+\s+)?(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[^\s]+\s+[^\s]+\s+[^\s]+\s+[^\s]+\s+[^\s]+)$";
@@ -117,6 +119,11 @@ pub struct ConfigSpec {
     #[serde(default = "default_missing_snapshot_wait")]
     #[schemars(range(min = 10, max = 2592000))]
     pub missing_snapshot_wait_seconds: i64,
+
+    /// Commands run in a pod of the workload before and after each backup (see `Hooks`); a
+    /// selector's `hooks` or the PVC's hook annotations replace them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<Hooks>,
 
     /// Allow `manual-restore` requests to clone a PVC of another namespace (a host
     /// `{namespace}-{pvc}` outside the requesting PVC's namespace).
@@ -378,6 +385,21 @@ pub struct Selector {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub match_namespaces: Vec<String>,
+
+    // The settings below, when set, replace the Config's for the PVCs this selector is the first
+    // (in order) to pick.
+    /// `stopPods` for these PVCs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_pods: Option<bool>,
+    /// `autoRestore` for these PVCs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_restore: Option<bool>,
+    /// `manualRestoreMode` for these PVCs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual_restore_mode: Option<RestoreMode>,
+    /// `hooks` for these PVCs, replacing the Config's whole (`hooks: {}` runs none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<Hooks>,
 }
 
 impl Selector {

@@ -4,11 +4,13 @@
 mod catalog;
 mod condition;
 mod config;
+mod policy;
 mod task;
 
 pub use catalog::*;
 pub use condition::{set_condition, ConditionStatus};
 pub use config::*;
+pub use policy::*;
 pub use task::*;
 
 /// API group of every DataRestor resource and annotation.

@@ -148,6 +148,10 @@ pub struct TaskStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quiesced_workloads: Vec<String>,
 
+    /// The backup hooks that ran, in order (see the Config's `hooks`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookRecord>,
+
     /// The restic Job doing the work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_name: Option<String>,
@@ -193,4 +197,34 @@ pub struct TaskStatus {
     /// Wall-clock duration for people, e.g. `3m12s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<String>,
+}
+
+/// One run of a backup hook.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HookRecord {
+    /// `preBackup` or `postBackup`.
+    pub point: String,
+    /// The pod and container it ran in.
+    pub pod: String,
+    pub container: String,
+    /// The program run (the command's first argument; its arguments are in the Config or annotation).
+    pub command: String,
+    pub start_time: Time,
+    pub duration_seconds: f64,
+    /// Absent when the command did not run to an exit (timed out, pod unreachable, not found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub result: HookResult,
+    /// The last of its output (stderr when it wrote any), or why it did not run.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// How a hook ended.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookResult {
+    Succeeded,
+    Failed,
+    TimedOut,
 }

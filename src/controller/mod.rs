@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod config;
 pub mod gate;
+pub mod hooks;
 pub mod jobs;
 pub mod pvc;
 pub mod quiesce;

@@ -70,8 +70,13 @@ pub fn holds_pods(pvc: &PersistentVolumeClaim, config: Option<&Config>) -> bool 
     match state(pvc) {
         Some(State::Released) => false,
         Some(State::Pending | State::Restoring) => true,
-        None => config.is_some_and(|c| c.spec.auto_restore),
+        None => config.is_some_and(|c| policy_of(c, pvc).auto_restore),
     }
+}
+
+/// The settings for this PVC under `config` (its first selector that picks the PVC may change them).
+fn policy_of(config: &Config, pvc: &PersistentVolumeClaim) -> crate::api::Policy {
+    config.spec.policy(&pvc.namespace().unwrap_or_default(), pvc.labels())
 }
 
 /// Whether a backup must wait: the PVC's data is not in place yet.
@@ -212,7 +217,7 @@ pub async fn reconcile_auto(pvc: &PersistentVolumeClaim, config: Option<&Config>
     let namespace = pvc.namespace().unwrap_or_default();
     let object_ref = pvc.object_ref(&());
     let retry = Action::requeue(ctx.settings.retry_interval);
-    let auto = config.filter(|c| c.spec.auto_restore);
+    let auto = config.filter(|c| policy_of(c, pvc).auto_restore);
     match (state(pvc), auto) {
         (Some(State::Released), _) | (None, None) => Ok(Action::await_change()),
         (None, Some(config)) => {
@@ -225,7 +230,7 @@ pub async fn reconcile_auto(pvc: &PersistentVolumeClaim, config: Option<&Config>
                 .creation_timestamp
                 .as_ref()
                 .map_or(i64::MAX, |t| jiff::Timestamp::now().as_second() - t.0.as_second());
-            if !users.is_empty() && config.spec.stop_pods && age <= NEW_VOLUME_WINDOW_SECONDS {
+            if !users.is_empty() && policy_of(config, pvc).stop_pods && age <= NEW_VOLUME_WINDOW_SECONDS {
                 set_state(ctx, pvc, State::Pending, "new volume already in use: its workloads are stopped for the restore", None)
                     .await?;
                 return Ok(Action::requeue(Duration::from_millis(10)));
@@ -523,8 +528,9 @@ pub async fn serve_manual_restore(
         Ok(repository) => repository.map(|r| r.shown()),
         Err(e) => return Ok(Err(e.to_string())),
     };
+    let policy = policy_of(config, pvc);
     let users = super::quiesce::pods_using(ctx, pvc).await?;
-    if !users.is_empty() && !config.spec.stop_pods {
+    if !users.is_empty() && !policy.stop_pods {
         return Ok(Err(format!(
             "the PVC is in use by pod {}; scale its workload down first (or set stopPods)",
             users.join(", ")
@@ -541,7 +547,7 @@ pub async fn serve_manual_restore(
         repository,
         host: host.clone(),
         name: snapshot,
-        mode: config.spec.manual_restore_mode,
+        mode: policy.manual_restore_mode,
         accepted_at,
     };
     submit::create(ctx, &submit::restore(config, pvc, &name, spec)).await?;

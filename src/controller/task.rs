@@ -6,7 +6,10 @@
 
 use super::{jobs, retry_soon, Error};
 use crate::annotation::SnapshotRef;
-use crate::api::{set_condition, ConditionStatus, Config, Task, TaskPhase, TaskStatus, TaskTrigger, TaskType};
+use crate::api::{
+    hook_for, set_condition, ConditionStatus, Config, Hook, HookOnError, HookPoint, HookRecord, HookResult, Policy, Task,
+    TaskPhase, TaskStatus, TaskTrigger, TaskType,
+};
 use crate::context::Context;
 use crate::credentials;
 use crate::job::{self, JobInputs};
@@ -58,6 +61,8 @@ struct Resolved {
     /// The Config as written (its per-namespace repositories still templates).
     written: Config,
     pvc: PersistentVolumeClaim,
+    /// The settings for this PVC: the Config's, or those of the first selector picking it.
+    policy: Policy,
 }
 
 async fn resolve(task: &Task, ctx: &Context) -> Result<Result<Resolved, String>, Error> {
@@ -76,7 +81,8 @@ async fn resolve(task: &Task, ctx: &Context) -> Result<Result<Resolved, String>,
         TaskType::Backup => task.spec.pvc_name.as_str(),
         TaskType::Restore => super::restore::source_pvc(&namespace, &task.spec.host, &task.spec.pvc_name),
     };
-    Ok(Ok(Resolved { config: config.for_pvc(&namespace, source), written: config, pvc }))
+    let policy = config.spec.policy(&namespace, pvc.labels());
+    Ok(Ok(Resolved { config: config.for_pvc(&namespace, source), written: config, pvc, policy }))
 }
 
 /// Why a Task must not run, whoever wrote it: a Task is a request like an annotation, and gets
@@ -132,14 +138,14 @@ async fn start(task: &Task, ctx: &Context) -> Result<Action, Error> {
                 Readiness::Refused(reason, message) => return fail(task, ctx, &reason, &message).await,
             }
             let users = super::quiesce::pods_using(ctx, &resolved.pvc).await?;
-            if let Some(message) = single_pod_conflict(&resolved.pvc, &users, resolved.config.spec.stop_pods) {
+            if let Some(message) = single_pod_conflict(&resolved.pvc, &users, resolved.policy.stop_pods) {
                 return fail(task, ctx, "VolumeInUse", &message).await;
             }
             target
         }
         TaskType::Restore => {
             let users = super::quiesce::pods_using(ctx, &resolved.pvc).await?;
-            if !users.is_empty() && !resolved.config.spec.stop_pods {
+            if !users.is_empty() && !resolved.policy.stop_pods {
                 let message =
                     format!("the PVC is in use by pod {}; a restore never writes under a running app", users.join(", "));
                 if task.spec.trigger == TaskTrigger::Manual {
@@ -206,7 +212,29 @@ async fn start(task: &Task, ctx: &Context) -> Result<Action, Error> {
         return wait(task, ctx, &message).await;
     }
 
-    if resolved.config.spec.stop_pods {
+    if task.spec.type_ == TaskType::Backup && !status.hooks.iter().any(|h| h.point == HookPoint::PreBackup.name()) {
+        let hook = match hook_for(&resolved.policy, resolved.pvc.annotations(), HookPoint::PreBackup) {
+            Ok(hook) => hook,
+            Err(message) => {
+                drop(starting);
+                return fail(task, ctx, "InvalidHook", &message).await;
+            }
+        };
+        if let Some(hook) = hook {
+            starting.insert(key.clone());
+            drop(starting);
+            status.message = Some(format!("running the pre-backup hook {:?} (timeout {}s)", hook.command, hook.timeout_seconds));
+            status.start_time.get_or_insert(Time(Timestamp::now()));
+            patch_status(task, ctx, &status).await?;
+            if let Some(message) = pre_backup_hook(task, ctx, &resolved, &hook, &mut status).await? {
+                return fail_with(task, ctx, status, "HookFailed", &message).await;
+            }
+            patch_status(task, ctx, &status).await?;
+            starting = ctx.starting.lock().await;
+        }
+    }
+
+    if resolved.policy.stop_pods {
         let owners = super::quiesce::owners(ctx, &namespace, &task.spec.pvc_name).await?;
         if !owners.unmanaged.is_empty() {
             let message =
@@ -676,9 +704,92 @@ async fn complete(task: &Task, ctx: &Context, output: &str) -> Result<Action, Er
 }
 
 async fn fail(task: &Task, ctx: &Context, reason: &str, message: &str) -> Result<Action, Error> {
-    let mut status = task.status.clone().unwrap_or_default();
+    fail_with(task, ctx, task.status.clone().unwrap_or_default(), reason, message).await
+}
+
+/// `fail` from a status this reconcile has changed but not yet written.
+async fn fail_with(task: &Task, ctx: &Context, mut status: TaskStatus, reason: &str, message: &str) -> Result<Action, Error> {
     status.message = Some(message.to_owned());
     finish(task, ctx, status, TaskPhase::Failed, reason, Timestamp::now()).await
+}
+
+/// Runs the pre-backup hook and records it; Some(message) when the backup must not go on.
+async fn pre_backup_hook(
+    task: &Task,
+    ctx: &Context,
+    resolved: &Resolved,
+    hook: &Hook,
+    status: &mut TaskStatus,
+) -> Result<Option<String>, Error> {
+    let namespace = task.namespace().unwrap_or_default();
+    if !ctx.settings.hooks_enabled {
+        let message =
+            "the PVC has a pre-backup hook, and hooks are disabled in this operator (--hooks=false); no backup was taken";
+        return Ok(Some(message.to_owned()));
+    }
+    let Some(record) = super::hooks::run(ctx, &namespace, &resolved.pvc.name_any(), HookPoint::PreBackup, hook).await? else {
+        let note = "no running pod mounts the volume, so nothing writes to it: the pre-backup hook was not needed";
+        ctx.event(&task.object_ref(&()), EventType::Normal, "HookNotRun", "Hook", note).await;
+        return Ok(None);
+    };
+    let failed = record.result != HookResult::Succeeded;
+    let summary = hook_summary(&record);
+    status.hooks.push(record);
+    if !failed {
+        ctx.event(&task.object_ref(&()), EventType::Normal, "HookSucceeded", "Hook", summary).await;
+        return Ok(None);
+    }
+    ctx.event(&task.object_ref(&()), EventType::Warning, "HookFailed", "Hook", &summary).await;
+    Ok(match hook.on_error {
+        HookOnError::Fail => Some(format!("{summary}; no backup was taken (onError: Fail)")),
+        HookOnError::Continue => None,
+    })
+}
+
+/// Once a backup has ended: its post-backup hook, when the Task got as far as its pre-backup hook
+/// or its Job. Its failure is reported and recorded; the backup's outcome stands.
+async fn post_backup_hook(task: &Task, ctx: &Context, status: &mut TaskStatus) -> Result<(), Error> {
+    let reached = status.job_name.is_some() || status.hooks.iter().any(|h| h.point == HookPoint::PreBackup.name());
+    if task.spec.type_ != TaskType::Backup || !reached || status.hooks.iter().any(|h| h.point == HookPoint::PostBackup.name()) {
+        return Ok(());
+    }
+    let Ok(Resolved { policy, pvc, .. }) = resolve(task, ctx).await? else { return Ok(()) };
+    let hook = match hook_for(&policy, pvc.annotations(), HookPoint::PostBackup) {
+        Ok(Some(hook)) if ctx.settings.hooks_enabled => hook,
+        Ok(_) => return Ok(()),
+        Err(message) => {
+            ctx.event(&task.object_ref(&()), EventType::Warning, "InvalidHook", "Hook", message).await;
+            return Ok(());
+        }
+    };
+    let namespace = task.namespace().unwrap_or_default();
+    let Some(record) = super::hooks::run(ctx, &namespace, &pvc.name_any(), HookPoint::PostBackup, &hook).await? else {
+        return Ok(());
+    };
+    let (type_, reason) = if record.result == HookResult::Succeeded {
+        (EventType::Normal, "HookSucceeded")
+    } else {
+        (EventType::Warning, "HookFailed")
+    };
+    ctx.event(&task.object_ref(&()), type_, reason, "Hook", hook_summary(&record)).await;
+    status.hooks.push(record);
+    Ok(())
+}
+
+/// `preBackup hook sqlite3 in pod app-0 (container app): exit code 1: Error: ...`.
+fn hook_summary(record: &HookRecord) -> String {
+    let outcome = match (record.result, record.exit_code) {
+        (HookResult::Succeeded, _) => format!("succeeded in {:.1}s", record.duration_seconds),
+        (HookResult::TimedOut, _) => "timed out".to_owned(),
+        (HookResult::Failed, _) => "failed".to_owned(),
+    };
+    let mut summary =
+        format!("{} hook {} in pod {} (container {}) {outcome}", record.point, record.command, record.pod, record.container);
+    if record.result != HookResult::Succeeded && !record.message.is_empty() {
+        summary.push_str(": ");
+        summary.push_str(&record.message);
+    }
+    summary
 }
 
 /// Records the outcome (status, Events, the PVC's answer), then trims the PVC's history.
@@ -691,6 +802,8 @@ async fn finish(
     now: Timestamp,
 ) -> Result<Action, Error> {
     let namespace = task.namespace().ok_or(Error::MissingField("namespace"))?;
+    // Before any scale-up: the hook pairs with its pre-backup one, in the pod that ran it.
+    post_backup_hook(task, ctx, &mut status).await?;
     // Workloads come back on every outcome; the phase says so while it happens.
     let mut scaled_up = Vec::new();
     if !status.quiesced_workloads.is_empty() {

@@ -7,6 +7,7 @@ pub mod defaults;
 pub mod discovery;
 pub mod error;
 pub mod events;
+pub mod exec;
 pub mod faults;
 pub mod patch;
 pub mod protobuf;

@@ -30,11 +30,11 @@ fn json_response(code: u16, v: &Value) -> Response {
     (StatusCode::from_u16(code).unwrap_or(StatusCode::OK), [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn error_response(e: &ApiError) -> Response {
+pub fn error_response(e: &ApiError) -> Response {
     json_response(e.code, &e.to_status())
 }
 
-fn percent_decode(s: &str) -> String {
+pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -87,6 +87,14 @@ struct Target {
 async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    if method == Method::GET || method == Method::POST {
+        if let Some((ns, name)) = crate::exec::target(&path) {
+            if app.down.load(Ordering::SeqCst) {
+                return error_response(&ApiError::from_code(503, "kube-sim is restarting"));
+            }
+            return crate::exec::handle(app, req, ns, name).await;
+        }
+    }
     let mut query = parse_query(req.uri().query());
     // kubectl get asks for server-side printing; remembered as a pseudo query parameter.
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");

@@ -20,6 +20,16 @@ fn runs_to_completion(p: &Value) -> bool {
     util::str_at(p, "/spec/restartPolicy").unwrap_or("Always") != "Always"
 }
 
+/// Pods whose process the runner starts: run-to-completion pods, and long-running ones that ask
+/// for it with this annotation (an application writing to its volume while it is backed up).
+/// Others only look like they run, so that scenarios need no real program in every app pod.
+pub const RUN_PROCESS_ANNOTATION: &str = "kube-sim.datarestor.test/run-process";
+
+fn runs_a_process(p: &Value) -> bool {
+    runs_to_completion(p)
+        || util::str_at(p, &format!("/metadata/annotations/{}", RUN_PROCESS_ANNOTATION.replace('/', "~1"))) == Some("true")
+}
+
 pub fn claim_names(p: &Value) -> Vec<String> {
     p.pointer("/spec/volumes")
         .and_then(Value::as_array)
@@ -254,7 +264,7 @@ fn multi_attach(app: &App, p: &Value, node: &str) -> Option<(String, String)> {
 fn start(app: &Arc<App>, p: &Value, node: &str) {
     let (ns, name) = (util::namespace(p), util::name(p));
     let now = now_rfc3339();
-    if runs_to_completion(p) {
+    if runs_a_process(p) {
         if let Err(msg) = runner::start(app.clone(), p) {
             let reason = if msg.contains("no command") { "RunContainerError" } else { "CreateContainerConfigError" };
             let already =

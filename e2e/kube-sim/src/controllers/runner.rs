@@ -202,7 +202,7 @@ fn volume_source(app: &App, pod: &Value, vol: &Value) -> Result<Option<PathBuf>,
 }
 
 /// bubblewrap arguments that bind every volume mount of `c`.
-fn sandbox_args(app: &App, pod: &Value, c: &Value) -> Result<Vec<String>, String> {
+pub fn sandbox_args(app: &App, pod: &Value, c: &Value) -> Result<Vec<String>, String> {
     let vols = pod.pointer("/spec/volumes").and_then(Value::as_array).cloned().unwrap_or_default();
     // A PID namespace whose init dies with bwrap: killing bwrap kills every process of the pod.
     let mut args: Vec<String> =
