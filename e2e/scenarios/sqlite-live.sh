@@ -1,6 +1,6 @@
 # sqlite-live: three apps write to SQLite databases without pause (a real sqlite3 committing a row
 # every few milliseconds, in WAL mode), under one Config whose selectors give each its own policy:
-#   notes  - a pre-backup hook takes a consistent copy (`sqlite3 .backup`), a post-backup hook
+#   notes  - a pre-backup hook takes a consistent copy (`VACUUM INTO`), a post-backup hook
 #            removes it from the live volume again;
 #   ledger - stopPods: the writer is stopped for the backup and comes back (the Config's own
 #            pre-backup hook, which its selector does not replace, runs first);
@@ -23,7 +23,7 @@ write_config db "$(cat <<'YAML'
     - matchLabels: {app: notes}
       hooks:
         preBackup:
-          command: ["sh", "-c", "mkdir -p /data/backup && sqlite3 /data/app.db \".backup /data/backup/app.db\" && echo copied"]
+          command: ["sh", "-c", "mkdir -p /data/backup && rm -f /data/backup/app.db && sqlite3 /data/app.db \"VACUUM INTO '/data/backup/app.db'\" && echo copied"]
           timeoutSeconds: 60
         postBackup:
           command: ["rm", "-f", "/data/backup/app.db"]
@@ -37,8 +37,8 @@ start_datarestor
 wait_config_ready
 
 # writer NAME: a Deployment NAME on claim NAME-data (labelled app=NAME) whose one container writes
-# rows (id, time in ms, 2 KiB) into /data/app.db for as long as it runs; kube-sim runs its command
-# as a real process (the run-process annotation).
+# rows (id, time in ms, 512 bytes; a commit every few milliseconds) into /data/app.db for as
+# long as it runs; kube-sim runs its command as a real process (the run-process annotation).
 writer() {
   local name="$1"
   k get namespace db >/dev/null 2>&1 || k create namespace db >/dev/null
@@ -73,7 +73,8 @@ spec:
               sqlite3 /data/app.db "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, ms INTEGER NOT NULL, payload BLOB NOT NULL);" >/dev/null
               trap 'exit 0' TERM
               while :; do
-                echo "INSERT INTO t(ms, payload) VALUES (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), randomblob(2048));"
+                echo "INSERT INTO t(ms, payload) VALUES (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), randomblob(512));"
+                sleep 0.005
               done | sqlite3 /data/app.db &
               wait
           volumeMounts: [{name: data, mountPath: /data}]
@@ -118,7 +119,7 @@ check_clone() {
 # --- notes: pre- and post-backup hooks
 backup_named db notes-data hooked
 task="$(kubectl get tasks -n db -o 'jsonpath={range .items[?(@.spec.name=="hooked")]}{.metadata.name}{end}')"
-hooks="$(jp task "$task" '{range .status.hooks[*]}{.point}={.result}:{.exitCode}:{.container}{" "}{end}' -n db)"
+hooks="$(kubectl get task "$task" -n db -o 'jsonpath={range .status.hooks[*]}{.point}={.result}:{.exitCode}:{.container}{" "}{end}')"
 assert_eq "preBackup=Succeeded:0:writer postBackup=Succeeded:0:writer " "$hooks" "hooks recorded in the Task"
 assert_eq "copied" "$(jp task "$task" '.status.hooks[0].message' -n db)" "the pre-backup hook's output"
 event_exists db HookSucceeded || fail "no HookSucceeded Event"
@@ -135,7 +136,7 @@ log "notes: $want rows before the backup, all in the restored copy"
 backup_named db ledger-data quiet
 task="$(kubectl get tasks -n db -o 'jsonpath={range .items[?(@.spec.name=="quiet")]}{.metadata.name}{end}')"
 assert_eq "Deployment/ledger" "$(jp task "$task" '.status.quiescedWorkloads[0]' -n db)" "the writer was stopped for the backup"
-assert_eq "preBackup=Succeeded " "$(jp task "$task" '{range .status.hooks[*]}{.point}={.result}{" "}{end}' -n db)" \
+assert_eq "preBackup=Succeeded " "$(kubectl get task "$task" -n db -o 'jsonpath={range .status.hooks[*]}{.point}={.result}{" "}{end}')" \
   "ledger's selector sets no hooks: the Config's pre-backup hook ran (before the scale-down)"
 k wait --for=jsonpath='{.status.readyReplicas}'=1 deployment/ledger -n db --timeout=90s >/dev/null
 wait_for 60 "ledger's writer to commit rows again" grows ledger
@@ -172,7 +173,7 @@ k annotate pvc notes-data -n db --overwrite \
   'backup.datarestor-operator.com/pre-backup-hook={"command": ["sleep", "30"], "timeoutSeconds": 2, "onError": "Continue"}' >/dev/null
 backup_named db notes-data anyway
 task="$(kubectl get tasks -n db -o 'jsonpath={range .items[?(@.spec.name=="anyway")]}{.metadata.name}{end}')"
-assert_eq "preBackup=TimedOut" "$(jp task "$task" '{.status.hooks[0].point}={.status.hooks[0].result}' -n db)" "a hook past its timeout"
+assert_eq "preBackup=TimedOut" "$(kubectl get task "$task" -n db -o 'jsonpath={.status.hooks[0].point}={.status.hooks[0].result}')" "a hook past its timeout"
 warnings="$(kubectl get events.events.k8s.io -n db -o 'jsonpath={range .items[?(@.type=="Warning")]}{.reason}{"\n"}{end}')"
 assert_contains "$warnings" "HookFailed" "a Warning for the failed hook"
 k annotate pvc notes-data -n db --overwrite 'backup.datarestor-operator.com/pre-backup-hook={"command": [' >/dev/null

@@ -14,7 +14,7 @@ pub const PRE_BACKUP_HOOK_ANNOTATION: &str = "backup.datarestor-operator.com/pre
 pub const POST_BACKUP_HOOK_ANNOTATION: &str = "backup.datarestor-operator.com/post-backup-hook";
 
 /// Commands run in a running pod that mounts the PVC, around its backup: to make a live
-/// application's files consistent (`sqlite3 app.db ".backup dump.db"`, `pg_dump`), or to pause
+/// application's files consistent (`sqlite3 app.db "VACUUM INTO 'dump.db'"`, `pg_dump`), or to pause
 /// and resume it.
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -187,7 +187,7 @@ mod tests {
             "hooks": {"preBackup": {"command": ["sync"]}},
             "selectors": [
                 {"matchLabels": {"tier": "db"}, "stopPods": true, "autoRestore": false,
-                 "hooks": {"preBackup": {"command": ["sqlite3", "/data/app.db", ".backup /data/dump.db"], "onError": "Continue"}}},
+                 "hooks": {"preBackup": {"command": ["sqlite3", "/data/app.db", "VACUUM INTO '/data/dump.db'"], "onError": "Continue"}}},
                 {"matchLabels": {"tier": "db", "extra": "x"}, "stopPods": false},
                 {"matchNamespaces": ["web"], "manualRestoreMode": "Merge", "hooks": {}},
             ],
