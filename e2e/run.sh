@@ -5,7 +5,8 @@
 #   bash e2e/run.sh [scenario...]      # default: every e2e/scenarios/*.sh
 #   E2E_CLUSTER=real bash e2e/run.sh   # on the real cluster of e2e/cluster/up.sh instead
 #
-# On the real cluster the operator is built in release mode, packed into an image, loaded into the
+# On the real cluster the operator (the same debug build: no release build on the critical path of
+# `make test`; E2E_PROFILE=release for benchmarks) is packed into an image, loaded into the
 # node's containerd and installed by its Helm chart for each scenario; the cluster is cleaned between
 # scenarios. A scenario marked "# e2e-stage: kube-sim only: WHY" (or "real cluster only: WHY") is
 # reported as skipped, with that reason, where it cannot run.
@@ -24,7 +25,6 @@ case "$E2E_CLUSTER" in
   sim) STAGE="kube-sim" ;;
   real)
     STAGE="the real cluster"
-    PROFILE=release
     # shellcheck source=cluster/env.sh
     source "$E2E_DIR/cluster/env.sh"
     kubectl --kubeconfig "$KUBECONFIG_ADMIN" get --raw /readyz >/dev/null 2>&1 ||

@@ -27,7 +27,11 @@ for kv in "gitVersion=$K8S_VERSION" gitMajor=1 "gitMinor=$K8S_MINOR" gitTreeStat
   ldflags="$ldflags -X k8s.io/component-base/version.$kv"
 done
 cd "$CLUSTER_SCRIPTS/k8s"
-# CGO off: static binaries, and no C toolchain involved.
+# CGO off: static binaries, and no C toolchain involved. The build's object cache (3 GB) is of no
+# use once the binaries are cached, and the disk it takes is shared with the test cluster's node:
+# it goes when the build is done.
+export GOCACHE="$CLUSTER_CACHE/go-build.tmp"
+trap 'rm -rf "$GOCACHE"' EXIT
 CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$K8S_BIN.partial/" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy \
