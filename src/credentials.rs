@@ -71,6 +71,8 @@ const ALLOWED_ENV: &[&str] = &[
     "https_proxy",
     "no_proxy",
     "TZ",
+    // The CA certificate of `restic.caCertificate` (never an env var of restic's own).
+    crate::api::CA_CERTIFICATE_VARIABLE,
 ];
 /// Prefixes of storage backends' variables (S3, B2, Azure, Google Cloud Storage, Swift).
 const ALLOWED_ENV_PREFIXES: &[&str] = &["AWS_", "B2_", "AZURE_", "GOOGLE_", "OS_", "ST_"];
@@ -109,6 +111,10 @@ pub fn resolve(spec: &ConfigSpec, repository: &Repository, source: &dyn ValueSou
             resolved.insert(var.name.clone(), value);
         }
     }
+    // The restic settings' variables win over env entries of the same name.
+    for (name, value) in spec.restic_options(repository).env() {
+        resolved.insert(name.to_owned(), value);
+    }
     // Jobs read the repository from here, not from their arguments: a target may carry credentials.
     resolved.insert(REPOSITORY_VARIABLE.to_owned(), repository.target.clone());
     Ok(ResolvedEnv(resolved))
@@ -118,7 +124,9 @@ fn resolve_var(var: &EnvVar, source: &dyn ValueSource) -> Result<Option<String>,
     let Some(from) = &var.value_from else {
         return Ok(Some(var.value.clone().unwrap_or_default()));
     };
-    let name = var.name.clone();
+    // Errors name what the user wrote: the CA certificate is not an env entry of theirs.
+    let name =
+        if var.name == crate::api::CA_CERTIFICATE_VARIABLE { "of restic.caCertificate".to_owned() } else { var.name.clone() };
     if let Some(selector) = &from.secret_key_ref {
         let optional = selector.optional == Some(true);
         return match source.secret_key(&selector.name, &selector.key) {

@@ -1,12 +1,13 @@
 //! The restic Job for one Task: a pure function of the Task and the operator's settings.
 
-use crate::api::{RestoreMode, RunAs, Task, TaskType, DATA_PATH, GROUP};
+use crate::api::{ResticOptions, RestoreMode, RunAs, Task, TaskType, CA_CERTIFICATE_VARIABLE, DATA_PATH, GROUP};
 use crate::restic::{self, CACHE_DIR, RESTORE_STAGING_DIR};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, NodeAffinity, NodeSelector,
+    Affinity, Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, KeyToPath, NodeAffinity, NodeSelector,
     NodeSelectorRequirement, NodeSelectorTerm, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
-    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Toleration, Volume, VolumeMount,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Toleration, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -24,7 +25,7 @@ pub const PVC_LABEL: &str = "backup.datarestor-operator.com/pvc";
 pub const TYPE_LABEL: &str = "backup.datarestor-operator.com/type";
 /// Label naming the Config (on Tasks and retention Jobs).
 pub const CONFIG_LABEL: &str = "backup.datarestor-operator.com/config";
-/// How long a finished retention Job stays for inspection.
+/// How long a finished retention or check Job stays for inspection.
 const RETENTION_JOB_TTL_SECONDS: i32 = 7 * 24 * 3600;
 
 /// Operator-wide Job settings (from command-line flags).
@@ -105,6 +106,8 @@ pub struct JobInputs<'a> {
     /// The Config's `runJobsAs`: an unprivileged identity instead of root.
     pub run_as: Option<RunAs>,
     pub settings: &'a JobSettings,
+    /// The repository's restic settings (`ConfigSpec::restic_options`).
+    pub options: &'a ResticOptions,
 }
 
 /// Runs restic and then puts the result in place according to the restore mode. `$1` is the mode,
@@ -141,12 +144,14 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
 
     let (command, args) = match spec.type_ {
         TaskType::Backup => {
-            let args = restic::job_args(&restic::Command::Backup {
+            let mut args = restic::job_args(&restic::Command::Backup {
                 host: &spec.host,
                 name: spec.name.as_deref(),
                 namespace: &namespace,
                 pvc: &spec.pvc_name,
             });
+            args.extend(inputs.options.backup_args());
+            args.extend(inputs.options.global_args());
             (vec!["restic".to_owned()], args)
         }
         TaskType::Restore => {
@@ -158,6 +163,8 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
             let restic_args = restic::job_args(&restic::Command::Restore { snapshot_id, target });
             let mut args = vec!["datarestor-restore".to_owned(), format!("{mode:?}")];
             args.extend(restic_args);
+            args.extend(inputs.options.restore_args());
+            args.extend(inputs.options.global_args());
             (vec!["/bin/sh".to_owned(), "-c".to_owned(), RESTORE_SCRIPT.to_owned()], args)
         }
     };
@@ -169,18 +176,18 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
         (TYPE_LABEL.to_owned(), if backup { "backup" } else { "restore" }.to_owned()),
     ]);
 
+    let runtime = restic_runtime(inputs.credentials_secret, inputs.credential_keys, inputs.options);
+    let mut mounts =
+        vec![VolumeMount { name: "data".into(), mount_path: DATA_PATH.into(), read_only: Some(backup), ..Default::default() }];
+    mounts.extend(runtime.mounts);
     let container = Container {
         name: "restic".into(),
         image: Some(inputs.settings.image.clone()),
         image_pull_policy: Some(inputs.settings.image_pull_policy.clone()),
         command: Some(command),
         args: Some(args),
-        env: Some(credential_env(inputs.credentials_secret, inputs.credential_keys)),
-        volume_mounts: Some(vec![
-            VolumeMount { name: "data".into(), mount_path: DATA_PATH.into(), read_only: Some(backup), ..Default::default() },
-            VolumeMount { name: "cache".into(), mount_path: CACHE_DIR.into(), ..Default::default() },
-            VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
-        ]),
+        env: Some(runtime.env),
+        volume_mounts: Some(mounts),
         resources: Some(resources(inputs.settings)),
         security_context: Some(container_security(backup, inputs.run_as)),
         ..Default::default()
@@ -191,18 +198,18 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
         automount_service_account_token: Some(false),
         enable_service_links: Some(false),
         containers: vec![container],
-        volumes: Some(vec![
-            Volume {
+        volumes: Some(
+            std::iter::once(Volume {
                 name: "data".into(),
                 persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
                     claim_name: spec.pvc_name.clone(),
                     read_only: Some(backup),
                 }),
                 ..Default::default()
-            },
-            Volume { name: "cache".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
-            Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
-        ]),
+            })
+            .chain(runtime.volumes)
+            .collect(),
+        ),
         affinity: inputs.node_name.map(pin_to_node),
         // A Job pinned beside the pod using its volume runs there whatever the selector says.
         node_selector: Some(inputs.settings.node_selector.clone()).filter(|s| !s.is_empty() && inputs.node_name.is_none()),
@@ -240,9 +247,29 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
     })
 }
 
-/// What a retention Job needs: where it runs, what owns it, and what it forgets.
+/// What a repository-maintenance Job does.
+#[derive(Clone, Copy, Debug)]
+pub enum Maintenance<'a> {
+    /// Retention: forget by `policy` (the repository's `forgetArgs`) among `hosts` (the snapshot
+    /// hosts of the PVCs the Config selects; nobody else's snapshots are touched), then prune.
+    Forget { hosts: &'a [String], policy: &'a [String] },
+    /// Integrity: `restic check`, re-reading `read_data_subset` of the data when given.
+    Check { read_data_subset: Option<&'a str> },
+}
+
+impl Maintenance<'_> {
+    /// The Job's type label, and its script's `$0`.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Forget { .. } => "retention",
+            Self::Check { .. } => "check",
+        }
+    }
+}
+
+/// What a repository-maintenance Job needs: where it runs, what owns it, and what it does.
 #[derive(Clone, Debug)]
-pub struct RetentionInputs<'a> {
+pub struct MaintenanceInputs<'a> {
     pub name: &'a str,
     /// The Config's namespace, where its credentials are.
     pub namespace: &'a str,
@@ -250,14 +277,13 @@ pub struct RetentionInputs<'a> {
     pub owner: OwnerReference,
     pub config_name: &'a str,
     pub repository: &'a str,
-    /// Snapshot hosts of the PVCs the Config selects; nobody else's snapshots are touched.
-    pub hosts: &'a [String],
-    /// The repository's `forgetArgs`.
-    pub policy: &'a [String],
+    pub work: Maintenance<'a>,
     pub credentials_secret: &'a str,
     /// Its keys, passed by name as in `JobInputs`.
     pub credential_keys: &'a [String],
     pub settings: &'a JobSettings,
+    /// The repository's restic settings (bandwidth limits, CA certificate, cache size).
+    pub options: &'a ResticOptions,
 }
 
 /// Clears stale locks (a killed restic leaves one, and forget would fail on it; `unlock` never
@@ -268,16 +294,23 @@ restic unlock --cache-dir /cache >&2 || true
 exec restic "$@"
 "#;
 
-/// The Job that applies a repository's retention policy and prunes. It reads no volume, so it runs
-/// as an unprivileged user with nothing added (admissible under Pod Security `restricted`), and
-/// prints `forget --json`'s answer for the operator to read.
-pub fn build_retention(inputs: &RetentionInputs<'_>) -> Job {
-    let mut args = vec!["datarestor-retention".to_owned()];
-    args.extend(restic::job_args(&restic::Command::Forget { hosts: inputs.hosts, policy: inputs.policy }));
+/// The Job that maintains a repository: applies its retention policy and prunes (printing
+/// `forget --json`'s answer for the operator to read), or checks its integrity. It reads no volume,
+/// so it runs as an unprivileged user with nothing added (admissible under Pod Security
+/// `restricted`).
+pub fn build_maintenance(inputs: &MaintenanceInputs<'_>) -> Job {
+    let kind = inputs.work.kind();
+    let mut args = vec![format!("datarestor-{kind}")];
+    args.extend(restic::job_args(&match inputs.work {
+        Maintenance::Forget { hosts, policy } => restic::Command::Forget { hosts, policy },
+        Maintenance::Check { read_data_subset } => restic::Command::Check { read_data_subset },
+    }));
+    args.extend(inputs.options.global_args());
+    let runtime = restic_runtime(inputs.credentials_secret, inputs.credential_keys, inputs.options);
     let labels = BTreeMap::from([
         (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
         (CONFIG_LABEL.to_owned(), crate::naming::label_value(inputs.config_name)),
-        (TYPE_LABEL.to_owned(), "retention".to_owned()),
+        (TYPE_LABEL.to_owned(), kind.to_owned()),
     ]);
     let container = Container {
         name: "restic".into(),
@@ -285,11 +318,8 @@ pub fn build_retention(inputs: &RetentionInputs<'_>) -> Job {
         image_pull_policy: Some(inputs.settings.image_pull_policy.clone()),
         command: Some(vec!["/bin/sh".to_owned(), "-c".to_owned(), RETENTION_SCRIPT.to_owned()]),
         args: Some(args),
-        env: Some(credential_env(inputs.credentials_secret, inputs.credential_keys)),
-        volume_mounts: Some(vec![
-            VolumeMount { name: "cache".into(), mount_path: CACHE_DIR.into(), ..Default::default() },
-            VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
-        ]),
+        env: Some(runtime.env),
+        volume_mounts: Some(runtime.mounts),
         resources: Some(resources(inputs.settings)),
         security_context: Some(container_security(true, Some(RunAs { user: UNPRIVILEGED_UID, group: UNPRIVILEGED_UID }))),
         ..Default::default()
@@ -299,10 +329,7 @@ pub fn build_retention(inputs: &RetentionInputs<'_>) -> Job {
         automount_service_account_token: Some(false),
         enable_service_links: Some(false),
         containers: vec![container],
-        volumes: Some(vec![
-            Volume { name: "cache".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
-            Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
-        ]),
+        volumes: Some(runtime.volumes),
         node_selector: Some(inputs.settings.node_selector.clone()).filter(|s| !s.is_empty()),
         tolerations: Some(inputs.settings.tolerations.clone()).filter(|t| !t.is_empty()),
         priority_class_name: inputs.settings.priority_class_name.clone(),
@@ -338,9 +365,50 @@ pub fn build_retention(inputs: &RetentionInputs<'_>) -> Job {
     }
 }
 
+/// Where a Job finds the repository's CA certificate (`restic.caCertificate`).
+const CA_DIR: &str = "/etc/datarestor/ca";
+const CA_FILE: &str = "ca.crt";
+
+/// What every restic container and its pod get besides the work itself: the credentials as
+/// variables, the cache (size-limited when asked) and /tmp, and the CA certificate as a file.
+struct ResticRuntime {
+    env: Vec<EnvVar>,
+    mounts: Vec<VolumeMount>,
+    volumes: Vec<Volume>,
+}
+
+fn restic_runtime(secret: &str, keys: &[String], options: &ResticOptions) -> ResticRuntime {
+    let (ca, variables): (Vec<&String>, Vec<&String>) = keys.iter().partition(|k| k.as_str() == CA_CERTIFICATE_VARIABLE);
+    let mut env = credential_env(secret, variables);
+    let cache = EmptyDirVolumeSource { size_limit: options.cache_size_limit.clone(), ..Default::default() };
+    let mut mounts = vec![
+        VolumeMount { name: "cache".into(), mount_path: CACHE_DIR.into(), ..Default::default() },
+        VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
+    ];
+    let mut volumes = vec![
+        Volume { name: "cache".into(), empty_dir: Some(cache), ..Default::default() },
+        Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
+    ];
+    if !ca.is_empty() {
+        env.push(EnvVar { name: "RESTIC_CACERT".into(), value: Some(format!("{CA_DIR}/{CA_FILE}")), ..Default::default() });
+        mounts.push(VolumeMount { name: "ca".into(), mount_path: CA_DIR.into(), read_only: Some(true), ..Default::default() });
+        volumes.push(Volume {
+            name: "ca".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.to_owned()),
+                items: Some(vec![KeyToPath { key: CA_CERTIFICATE_VARIABLE.into(), path: CA_FILE.into(), mode: None }]),
+                default_mode: Some(0o444),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        });
+    }
+    ResticRuntime { env, mounts, volumes }
+}
+
 /// One variable per credential key, each read from the Secret by name.
-fn credential_env(secret: &str, keys: &[String]) -> Vec<EnvVar> {
-    keys.iter()
+fn credential_env(secret: &str, keys: Vec<&String>) -> Vec<EnvVar> {
+    keys.into_iter()
         .map(|key| EnvVar {
             name: key.clone(),
             value_from: Some(EnvVarSource {

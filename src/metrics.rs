@@ -53,6 +53,8 @@ pub struct Metrics {
     pvcs_protected: Gauge,
     pvcs_held_for_restore: Gauge,
     repository_ready: Family<Labels<3>, Gauge>,
+    repository_check_passed: Family<Labels<3>, Gauge>,
+    repository_check_time: Family<Labels<3>, FloatGauge>,
     tasks: Family<Labels<2>, Gauge>,
     workloads_scaled_down: Gauge,
     scaled_down_since: FloatGauge,
@@ -92,6 +94,8 @@ impl Metrics {
             pvcs_protected: Gauge::default(),
             pvcs_held_for_restore: Gauge::default(),
             repository_ready: Family::default(),
+            repository_check_passed: Family::default(),
+            repository_check_time: Family::default(),
             tasks: Family::default(),
             workloads_scaled_down: Gauge::default(),
             scaled_down_since: FloatGauge::default(),
@@ -150,6 +154,17 @@ impl Metrics {
             "repository_ready",
             "1 when the repository's last check succeeded, by Config and target (credentials removed)",
             m.repository_ready.clone(),
+        );
+        r.register(
+            "repository_integrity_check_passed",
+            "1 when the repository's last integrity check (checkSchedule) found no error, 0 when it found damage or \
+             could not run; absent before the first",
+            m.repository_check_passed.clone(),
+        );
+        r.register(
+            "repository_integrity_check_timestamp_seconds",
+            "When the repository's last integrity check ended (Unix time)",
+            m.repository_check_time.clone(),
         );
         r.register("tasks", "Unfinished Tasks, by type and phase", m.tasks.clone());
         r.register(
@@ -233,6 +248,8 @@ impl Metrics {
         }
         self.pvc_last_backup_bytes.clear();
         self.repository_ready.clear();
+        self.repository_check_passed.clear();
+        self.repository_check_time.clear();
         self.tasks.clear();
 
         for task in view.tasks {
@@ -266,13 +283,17 @@ impl Metrics {
 
         for config in view.configs.iter().copied() {
             for repository in config.status.as_ref().map(|s| s.repositories.as_slice()).unwrap_or_default() {
-                self.repository_ready
-                    .get_or_create(&[
-                        ("config_namespace", config.namespace().unwrap_or_default()),
-                        ("config", config.name_any()),
-                        ("repository", redact_target(&repository.target)),
-                    ])
-                    .set(i64::from(repository.ready));
+                let labels = [
+                    ("config_namespace", config.namespace().unwrap_or_default()),
+                    ("config", config.name_any()),
+                    ("repository", redact_target(&repository.target)),
+                ];
+                self.repository_ready.get_or_create(&labels).set(i64::from(repository.ready));
+                if let Some(check) = &repository.last_integrity_check {
+                    let passed = check.result == crate::api::IntegrityCheckResult::Passed;
+                    self.repository_check_passed.get_or_create(&labels).set(i64::from(passed));
+                    self.repository_check_time.get_or_create(&labels).set(seconds(check.time.0));
+                }
             }
         }
     }

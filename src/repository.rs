@@ -1,6 +1,7 @@
 //! restic calls the operator makes itself (short metadata operations: init, connectivity checks,
 //! snapshot listings, unlock). Backups, restores and retention move or rewrite data and run in Jobs.
 
+use crate::api::CA_CERTIFICATE_VARIABLE;
 use crate::credentials::ResolvedEnv;
 use crate::restic::{self, Command, Failure, Snapshot};
 use jiff::Timestamp;
@@ -88,10 +89,31 @@ impl ResticRunner {
         self.run_now(repository, env, command).await
     }
 
+    /// A file holding `pem`, named by its content (one per distinct certificate), in the cache dir.
+    async fn ca_file(&self, pem: &str) -> Result<PathBuf, ResticError> {
+        let path = self.cache_dir.join(format!("ca-{:016x}.pem", crate::naming::fnv1a(pem.as_bytes())));
+        if tokio::fs::metadata(&path).await.is_err() {
+            let written = async {
+                tokio::fs::create_dir_all(&self.cache_dir).await?;
+                let partial = path.with_extension("partial");
+                tokio::fs::write(&partial, pem).await?;
+                tokio::fs::rename(&partial, &path).await
+            };
+            written.await.map_err(|e| ResticError {
+                failure: Failure::Other,
+                message: format!("cannot write the repository's CA certificate into {}: {e}", self.cache_dir.display()),
+            })?;
+        }
+        Ok(path)
+    }
+
     async fn run_now(&self, repository: &str, env: &ResolvedEnv, command: &Command<'_>) -> Result<String, ResticError> {
         let mut args = restic::args(repository, command);
         args.extend(["--cache-dir".to_owned(), self.cache_dir.to_string_lossy().into_owned()]);
         let mut process = tokio::process::Command::new(&self.binary);
+        if let Some(pem) = env.0.get(CA_CERTIFICATE_VARIABLE) {
+            process.env("RESTIC_CACERT", self.ca_file(pem).await?);
+        }
         process
             .args(&args)
             .env_clear()
@@ -100,7 +122,7 @@ impl ResticRunner {
                     .iter()
                     .filter_map(|k| Some((*k, std::env::var(k).ok()?))),
             )
-            .envs(env.0.iter())
+            .envs(env.0.iter().filter(|(name, _)| name.as_str() != CA_CERTIFICATE_VARIABLE))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

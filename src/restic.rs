@@ -36,8 +36,9 @@ pub enum Command<'a> {
     Forget { hosts: &'a [String], policy: &'a [String] },
     /// Remove stale locks only (never `--remove-all`: live locks belong to running operations).
     Unlock,
-    /// Verify the repository's structure.
-    Check,
+    /// Verify the repository's structure, and re-read a part of its data when asked
+    /// (`--read-data-subset`).
+    Check { read_data_subset: Option<&'a str> },
 }
 
 /// `target` as it may be shown: the user-info of a URL (`s3:https://KEY:SECRET@host/bucket`,
@@ -98,7 +99,12 @@ pub fn args(repository: &str, command: &Command<'_>) -> Vec<String> {
             push(&policy.iter().map(String::as_str).collect::<Vec<_>>());
         }
         Command::Unlock => push(&["unlock"]),
-        Command::Check => push(&["check"]),
+        Command::Check { read_data_subset } => {
+            push(&["check"]);
+            if let Some(subset) = read_data_subset {
+                push(&["--read-data-subset", subset]);
+            }
+        }
     }
     args.extend(["--repo".to_owned(), repository.to_owned()]);
     args
@@ -469,7 +475,8 @@ mod tests {
                 ]),
             ),
             (Command::Unlock, with_tail(&["unlock"])),
-            (Command::Check, with_tail(&["check"])),
+            (Command::Check { read_data_subset: None }, with_tail(&["check"])),
+            (Command::Check { read_data_subset: Some("1/5") }, with_tail(&["check", "--read-data-subset", "1/5"])),
         ];
         for (command, expected) in cases {
             assert_eq!(args(REPO, &command), expected, "{command:?}");

@@ -41,6 +41,7 @@ fn check_fixture(name: &str, job: &Job) {
 fn fixtures() {
     let settings = JobSettings::default();
     let keys = ["AWS_ACCESS_KEY_ID".to_owned(), "AWS_SECRET_ACCESS_KEY".to_owned(), "RESTIC_PASSWORD".to_owned()];
+    let options = datarestor_operator::api::ResticOptions::default();
     let inputs = |snapshot_id, node_name| JobInputs {
         repository: "s3:http://minio:9000/backup-bucket",
         snapshot_id,
@@ -50,6 +51,7 @@ fn fixtures() {
         attempt: 0,
         run_as: None,
         settings: &settings,
+        options: &options,
     };
     let cases = [
         ("backup", task(TaskType::Backup, "backup-data-5d1c", "data", Some("pre-upgrade"), None), inputs(None, None)),
@@ -83,6 +85,7 @@ fn backups_mount_read_only_and_restores_read_write() {
         attempt: 0,
         run_as: None,
         settings: &settings,
+        options: &Default::default(),
     };
     for (type_, read_only) in [(TaskType::Backup, true), (TaskType::Restore, false)] {
         let job = job::build(&task(type_, "t", "data", None, None), &inputs).unwrap();
@@ -107,6 +110,7 @@ fn credentials_only_travel_by_secret_reference_key_by_key() {
         attempt: 0,
         run_as: None,
         settings: &settings,
+        options: &Default::default(),
     };
     let job = job::build(&task(TaskType::Backup, "t", "data", None, None), &inputs).unwrap();
     let container = &job.spec.unwrap().template.spec.unwrap().containers[0];
@@ -132,6 +136,7 @@ fn an_unsaved_task_cannot_own_a_job() {
         attempt: 0,
         run_as: None,
         settings: &settings,
+        options: &Default::default(),
     };
     let mut unsaved = task(TaskType::Backup, "t", "data", None, None);
     unsaved.metadata.uid = None;
@@ -152,18 +157,19 @@ fn retention_job_fixture_and_restricted_security() {
         controller: Some(true),
         ..Default::default()
     };
-    let job = job::build_retention(&job::RetentionInputs {
+    let inputs = job::MaintenanceInputs {
         name: "forget-my-backup-config-20260310-0400-1a2b3c4d",
         namespace: "backup-system",
         owner,
         config_name: "my-backup-config",
         repository: "s3:http://minio:9000/backup-bucket",
-        hosts: &hosts,
-        policy: &policy,
+        work: job::Maintenance::Forget { hosts: &hosts, policy: &policy },
         credentials_secret: "datarestor-my-backup-config-2",
         credential_keys: &keys,
         settings: &settings,
-    });
+        options: &Default::default(),
+    };
+    let job = job::build_maintenance(&inputs);
     check_fixture("retention", &job);
     // What Pod Security `restricted` asks of every pod and container.
     let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
@@ -178,6 +184,19 @@ fn retention_job_fixture_and_restricted_security() {
     assert!(pod.volumes.as_ref().unwrap().iter().all(|v| v.persistent_volume_claim.is_none()), "it reads no volume");
     let args = pod.containers[0].args.clone().unwrap();
     assert!(args.windows(2).any(|w| w == ["--host", "shop-logs"]) && args.contains(&"--json".to_owned()), "{args:?}");
+
+    // The integrity check is the same Job with restic check instead, labelled as such.
+    let check = job::build_maintenance(&job::MaintenanceInputs {
+        name: "check-my-backup-config-20260310-0400-1a2b3c4d",
+        work: job::Maintenance::Check { read_data_subset: Some("1/7") },
+        ..inputs
+    });
+    let labels = check.metadata.labels.clone().unwrap();
+    assert_eq!(labels["backup.datarestor-operator.com/type"], "check");
+    let pod = check.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let args = pod.containers[0].args.clone().unwrap();
+    assert_eq!(args, ["datarestor-check", "check", "--read-data-subset", "1/7", "--cache-dir", "/cache"]);
+    assert_eq!(pod.security_context, job.spec.as_ref().unwrap().template.spec.as_ref().unwrap().security_context);
 }
 
 #[test]
@@ -194,6 +213,7 @@ fn run_jobs_as_an_unprivileged_user_adds_nothing() {
             attempt: 0,
             run_as: Some(run_as),
             settings: &settings,
+            options: &Default::default(),
         };
         let job = job::build(&task(type_, "t", "data", None, Some(RestoreMode::Clean)), &inputs).unwrap();
         let pod = job.spec.unwrap().template.spec.unwrap();
@@ -222,6 +242,7 @@ fn every_label_value_fits_for_the_longest_pvc_name() {
         attempt: 0,
         run_as: None,
         settings: &settings,
+        options: &Default::default(),
     };
     let job = job::build(&task(TaskType::Backup, "backup-data-xxxx-3a0c6f94", &long, None, None), &inputs).unwrap();
     let template_labels = job.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().labels.clone().unwrap();
@@ -249,6 +270,7 @@ fn a_configs_jobs_settings_override_the_operators() {
     let operator = JobSettings { backoff_limit: 5, ..JobSettings::default() };
     let settings = operator.for_config(Some(&overrides), true);
     let keys = ["RESTIC_PASSWORD".to_owned()];
+    let options = datarestor_operator::api::ResticOptions::default();
     let inputs = |node_name| JobInputs {
         repository: "/srv/restic",
         snapshot_id: None,
@@ -258,6 +280,7 @@ fn a_configs_jobs_settings_override_the_operators() {
         attempt: 0,
         run_as: None,
         settings: &settings,
+        options: &options,
     };
     let backup = task(TaskType::Backup, "backup-data-1", "data", None, None);
     let job = job::build(&backup, &inputs(None)).unwrap();

@@ -133,6 +133,7 @@ fn backup(sandbox: &Sandbox, files: &[(&str, &str)]) -> String {
         attempt: 0,
         run_as: None,
         settings: &settings,
+        options: &Default::default(),
     };
     let job = job::build(&task(TaskType::Backup, Some("pre-upgrade"), None), &inputs).unwrap();
     let output = sandbox.run(&job, &source);
@@ -153,6 +154,7 @@ fn restore(sandbox: &Sandbox, snapshot_id: &str, mode: RestoreMode, volume: &Pat
         attempt: 0,
         run_as: None,
         settings: &settings,
+        options: &Default::default(),
     };
     let job = job::build(&task(TaskType::Restore, None, Some(mode)), &inputs).unwrap();
     sandbox.run(&job, volume)

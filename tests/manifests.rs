@@ -289,7 +289,8 @@ fn serving_every_family() -> datarestor_operator::metrics::Metrics {
         "apiVersion": "backup.datarestor-operator.com/v1alpha1", "kind": "Config",
         "metadata": {"name": "backup", "namespace": "backup-system"},
         "spec": {"repositories": [{"target": "s3:http://s3/a", "priority": 1}], "selectors": [{"matchNamespaces": ["shop"]}]},
-        "status": {"repositories": [{"target": "s3:http://s3/a", "priority": 1, "ready": true}]},
+        "status": {"repositories": [{"target": "s3:http://s3/a", "priority": 1, "ready": true,
+            "lastIntegrityCheck": {"time": "2026-03-01T05:00:00Z", "result": "Passed", "job": "check-x"}}]},
     }))
     .unwrap();
     let pvc = |name: &str, annotations: serde_json::Value| -> k8s_openapi::api::core::v1::PersistentVolumeClaim {

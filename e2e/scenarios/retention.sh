@@ -1,7 +1,8 @@
 # retention: forgotSchedule runs `restic forget` with forgetArgs on this operator's snapshots
 # (selected PVCs' hosts, path /data) and prunes, in a Job in the Config's namespace (not in the
 # operator); its result is read back from forget's JSON. Snapshots of anything else stay. The PVC's
-# Catalog counts four snapshots before and lists exactly the two kept after.
+# Catalog counts four snapshots before and lists exactly the two kept after; the backup Task whose
+# snapshot was forgotten gets SnapshotAvailable=False (Forgotten).
 
 source "$E2E_DIR/datarestor.sh"
 install_datarestor
@@ -55,6 +56,13 @@ catalogued="$(kubectl get catalog data -n shop -o 'jsonpath={range .status.repos
 assert_eq "$kept" "$catalogued" "the Catalog lists exactly the snapshots the repository kept"
 assert_eq "four three" "$(kubectl get catalog data -n shop -o 'jsonpath={range .status.repositories[0].snapshots[*]}{.name}{" "}{end}' | xargs)" "newest first, with their names"
 [ -n "$(jp catalog data '.status.repositories[0].listedAt' -n shop)" ] || fail "the Catalog does not say when it was listed"
+# The backup Task whose snapshot retention removed says so (`one`'s Task is gone with the history).
+marks() {
+  kubectl get tasks -n shop -l backup.datarestor-operator.com/type=backup \
+    -o 'jsonpath={range .items[*]}{.spec.name}={.status.conditions[?(@.type=="SnapshotAvailable")].reason}{"\n"}{end}' | sort | xargs
+}
+wait_for 30 "the Task of the forgotten snapshot marked" bash -c "[ \"\$(kubectl get tasks -n shop -o 'jsonpath={.items[*].status.conditions[?(@.type==\"SnapshotAvailable\")].reason}')\" = Forgotten ]"
+assert_eq "four= three= two=Forgotten" "$(marks)" "only the Task whose snapshot was forgotten is marked"
 assert_eq 3 "$(host_snapshots other-tool)" "snapshots of other hosts and paths are untouched"
 restic_cli check >/dev/null || fail "repository check failed after prune"
 last="$(jp config backup '.status.repositories[0].lastForgetSlot' -n backup-system)"

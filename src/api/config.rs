@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use super::Hooks;
+use super::{Hooks, ResticOptions};
 
 /// Loose shape of a schedule, checked by the API server so that typos are rejected at `kubectl
 /// apply`. The operator parses it fully and reports anything subtler in the Config's status.
@@ -120,6 +120,11 @@ pub struct ConfigSpec {
     #[schemars(range(min = 10, max = 2592000))]
     pub missing_snapshot_wait_seconds: i64,
 
+    /// restic settings for every repository (compression, pack size, excludes, a CA certificate,
+    /// ...); a repository's own `restic` wins field by field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restic: Option<ResticOptions>,
+
     /// Commands run in a pod of the workload before and after each backup (see `Hooks`); a
     /// selector's `hooks` or the PVC's hook annotations replace them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,6 +194,23 @@ pub struct Repository {
     /// `valueFrom.secretKeyRef` refers to a Secret in the Config's namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
+
+    /// When `restic check` verifies this repository's structure (and, with `checkReadDataSubset`,
+    /// re-reads part of its data) in a Job: a schedule like `backupSchedule`. Absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(SCHEDULE_PATTERN))]
+    pub check_schedule: Option<String>,
+
+    /// With `checkSchedule`: the part of the data each check downloads and verifies, as restic's
+    /// `--read-data-subset` takes it: a percentage (`10%`), one of n parts (`1/7`, a different part
+    /// each run, so seven runs read everything) or a size (`500M`). Absent: structure only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^([0-9]{1,3}(\.[0-9]+)?%|[0-9]+/[0-9]+|[0-9]+[KMGT]?)$"))]
+    pub check_read_data_subset: Option<String>,
+
+    /// restic settings for this repository; each field set here wins over the Config's `restic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restic: Option<ResticOptions>,
 
     /// At most this many restic Jobs run against this repository at once.
     #[serde(default = "default_max_concurrent_jobs")]
@@ -315,7 +337,13 @@ impl ConfigSpec {
     pub fn all_env(&self) -> Vec<EnvVar> {
         let mut env = self.env.clone();
         env.extend(self.repositories.iter().flat_map(|r| r.env.iter().cloned()));
+        env.extend(self.repositories.iter().filter_map(|r| self.restic_options(r).ca_env()));
         env
+    }
+
+    /// The restic settings of one repository: the Config's, with the repository's own over them.
+    pub fn restic_options(&self, repository: &Repository) -> ResticOptions {
+        self.restic.clone().unwrap_or_default().overlaid(repository.restic.as_ref())
     }
 
     /// The restic environment of one repository: the shared `env` overlaid with its own.
@@ -323,6 +351,8 @@ impl ConfigSpec {
         let mut merged: Vec<EnvVar> =
             self.env.iter().filter(|shared| !repository.env.iter().any(|own| own.name == shared.name)).cloned().collect();
         merged.extend(repository.env.iter().cloned());
+        // The CA certificate is fetched and resolved with the credentials (see `ResticOptions`).
+        merged.extend(self.restic_options(repository).ca_env());
         merged
     }
 }
@@ -634,6 +664,45 @@ pub struct RepositoryStatus {
     /// What the last retention run did, e.g. `kept 10 and removed 2 snapshots, then pruned`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_retention: Option<String>,
+    /// The last integrity-check slot that was run (`checkSchedule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_integrity_check_slot: Option<Time>,
+    /// The next scheduled integrity check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_integrity_check: Option<Time>,
+    /// The integrity-check Job of the last slot, while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity_check_job: Option<String>,
+    /// How the last integrity check ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_integrity_check: Option<IntegrityCheck>,
+}
+
+/// The outcome of one `restic check`.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrityCheck {
+    /// When it ended.
+    pub time: Time,
+    /// `Passed`: no error found; `Failed`: restic found damage (see `message`); `NotRun`: the
+    /// check could not run (repository unreachable, Job refused), which says nothing of the data.
+    pub result: IntegrityCheckResult,
+    /// What restic reported (its last lines), or why it did not run.
+    #[serde(default)]
+    pub message: String,
+    /// The part of the data it read (`checkReadDataSubset`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_data_subset: Option<String>,
+    /// The Job that ran it.
+    pub job: String,
+}
+
+/// How an integrity check ended.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntegrityCheckResult {
+    Passed,
+    Failed,
+    NotRun,
 }
 
 fn default_missing_snapshot_wait() -> i64 {

@@ -4,12 +4,14 @@
 mod catalog;
 mod condition;
 mod config;
+mod options;
 mod policy;
 mod task;
 
 pub use catalog::*;
 pub use condition::{set_condition, ConditionStatus};
 pub use config::*;
+pub use options::*;
 pub use policy::*;
 pub use task::*;
 

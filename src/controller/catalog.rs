@@ -103,6 +103,7 @@ pub async fn record_retention(ctx: &Context, config: &Config, pvcs: &[&Persisten
                 })
             })
             .collect();
+        mark_forgotten(ctx, &namespace, &host, &shown, &snapshots, run).await;
         let listed = |catalog: &mut crate::api::CatalogStatus| catalog.listed(&shown, snapshots.clone(), run.started);
         if let Err(error) = update_catalog(ctx, pvc, &config_name, Missing::Skip, listed).await {
             tracing::warn!(%namespace, pvc = %name, %error, "Catalog not updated after retention");
@@ -245,4 +246,54 @@ async fn count_in_config(ctx: &Context, task: &Task, status: &TaskStatus, phase:
         }
     }
     Ok(())
+}
+
+/// The condition a finished Task gets when its snapshot is no longer in its repository.
+pub const SNAPSHOT_AVAILABLE: &str = "SnapshotAvailable";
+
+/// Finished Tasks of `host` in `namespace` whose snapshot in `repository` is not among what a
+/// retention run kept (forgotten by it, or earlier by hand) get `SnapshotAvailable=False`: their
+/// snapshot id can no longer be restored. Tasks that ended after the run's listing are not judged.
+async fn mark_forgotten(
+    ctx: &Context,
+    namespace: &str,
+    host: &str,
+    repository: &str,
+    kept: &[CatalogSnapshot],
+    run: &RetentionRun<'_>,
+) {
+    let api: Api<Task> = Api::namespaced(ctx.client.clone(), namespace);
+    let tasks = ctx.tasks.state();
+    for task in tasks.iter().filter_map(|guard| guard.0.as_ref().ok()) {
+        let Some(status) = &task.status else { continue };
+        let judged = task.namespace().as_deref() == Some(namespace)
+            && task.spec.host == host
+            && status.phase.is_some_and(TaskPhase::is_finished)
+            && status.repository.as_deref() == Some(repository)
+            && status.completion_time.as_ref().is_some_and(|t| t.0 < run.started)
+            && !status.conditions.iter().any(|c| c.type_ == SNAPSHOT_AVAILABLE && c.status == "False");
+        let Some(id) = status.snapshot_id.as_deref().filter(|_| judged) else { continue };
+        if kept.iter().any(|s| s.id == id) {
+            continue;
+        }
+        let mut conditions = status.conditions.clone();
+        let message = format!(
+            "snapshot {} is no longer in {repository} (not kept by the retention run of {})",
+            short_id(id),
+            Time(run.started).0
+        );
+        crate::api::set_condition(
+            &mut conditions,
+            SNAPSHOT_AVAILABLE,
+            crate::api::ConditionStatus::False,
+            "Forgotten",
+            &message,
+            task.metadata.generation,
+            Timestamp::now(),
+        );
+        let patch = serde_json::json!({"status": {"conditions": conditions}});
+        if let Err(error) = api.patch_status(&task.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+            tracing::warn!(%namespace, task = %task.name_any(), %error, "could not mark a Task whose snapshot is gone");
+        }
+    }
 }

@@ -5,8 +5,8 @@
 use super::{jobs, request, restore, retry_soon, submit, Error};
 use crate::annotation;
 use crate::api::{
-    set_condition, snapshot_host, ConditionStatus, Config, ConfigStatus, Repository, RepositoryStatus, TaskTrigger,
-    MANUAL_BACKUP_ANNOTATION, MANUAL_RESTORE_ANNOTATION,
+    set_condition, snapshot_host, ConditionStatus, Config, ConfigStatus, IntegrityCheck, IntegrityCheckResult, Repository,
+    RepositoryStatus, TaskTrigger, MANUAL_BACKUP_ANNOTATION, MANUAL_RESTORE_ANNOTATION,
 };
 use crate::context::Context;
 use crate::credentials::{self, ResolvedEnv};
@@ -33,6 +33,8 @@ struct Planned<'a> {
     repository: &'a Repository,
     backup: Schedule,
     retention: Schedule,
+    /// `checkSchedule`, when the repository has one.
+    check: Option<Schedule>,
 }
 
 /// Parses every schedule; the error lists every problem, each naming its repository.
@@ -48,11 +50,28 @@ fn plan(config: &Config) -> Result<Vec<Planned<'_>>, Vec<String>> {
         if let Err(e) = &retention {
             problems.push(format!("repository {} (priority {}): forgotSchedule: {e}", repository.shown(), repository.priority));
         }
-        if let (Ok(backup), Ok(retention)) = (backup, retention) {
-            planned.push(Planned { index, repository, backup, retention });
+        let check = repository.check_schedule.as_deref().map(str::parse::<Schedule>).transpose();
+        if let Err(e) = &check {
+            problems.push(format!("repository {} (priority {}): checkSchedule: {e}", repository.shown(), repository.priority));
+        }
+        if repository.check_read_data_subset.is_some() && repository.check_schedule.is_none() {
+            problems.push(format!(
+                "repository {} (priority {}): checkReadDataSubset has no effect without checkSchedule",
+                repository.shown(),
+                repository.priority
+            ));
+        }
+        if let (Ok(backup), Ok(retention), Ok(check)) = (backup, retention, check) {
+            planned.push(Planned { index, repository, backup, retention, check });
         }
     }
     problems.extend(credentials::refused_env(&config.spec.all_env()));
+    problems.extend(config.spec.restic.iter().flat_map(|o| o.problems()));
+    for repository in &config.spec.repositories {
+        for problem in repository.restic.iter().flat_map(|o| o.problems()) {
+            problems.push(format!("repository {} (priority {}): {problem}", repository.shown(), repository.priority));
+        }
+    }
     problems.extend(placeholder_problems(&config.spec));
     if config.spec.run_jobs_as.is_some_and(|r| r.user == 0) {
         problems.push("runJobsAs.user is 0 (root): leave runJobsAs out to run Jobs as root".into());
@@ -444,6 +463,9 @@ impl Work<'_> {
         } else {
             wake(now + ctx.settings.retry_interval);
         }
+        if let Some(at) = self.integrity_check(p, repository, env.as_ref(), &mut repo_status).await? {
+            wake(at);
+        }
 
         let next_backup = p.backup.next_after(repo_status.last_backup_slot.clone().map_or(now, |t| t.0).max(now));
         let next_forget = p.retention.next_after(repo_status.last_forget_slot.clone().map_or(now, |t| t.0).max(now));
@@ -456,19 +478,31 @@ impl Work<'_> {
         Ok((repo_status, wake_at))
     }
 
-    /// Creates the retention Job of `slot` (and the credentials Secret beside it). `Ok(None)`: no
-    /// PVC is selected, so there is nothing of this Config's to forget. The inner error is a Job
-    /// the cluster refuses, said in words.
+    /// Creates the retention Job of `slot`. `Ok(None)`: no PVC is selected, so there is nothing of
+    /// this Config's to forget. The inner error is a Job the cluster refuses, said in words.
     async fn start_retention(
         self,
         repository: &Repository,
         env: &ResolvedEnv,
         slot: Timestamp,
     ) -> Result<Result<Option<String>, String>, Error> {
-        let (ctx, config) = (self.ctx, self.config);
         if self.hosts.is_empty() {
             return Ok(Ok(None));
         }
+        let work = job::Maintenance::Forget { hosts: self.hosts, policy: &repository.forget_args };
+        self.start_maintenance(repository, env, slot, work).await.map(|created| created.map(Some))
+    }
+
+    /// Creates the maintenance Job (retention or check) of `slot`, and the credentials Secret beside
+    /// it; returns its name. The inner error is a Job the cluster refuses, said in words.
+    async fn start_maintenance(
+        self,
+        repository: &Repository,
+        env: &ResolvedEnv,
+        slot: Timestamp,
+        work: job::Maintenance<'_>,
+    ) -> Result<Result<String, String>, Error> {
+        let (ctx, config) = (self.ctx, self.config);
         let namespace = config.namespace().unwrap_or_default();
         // In the Config's own namespace, where its credentials are anyway; gone with the Config.
         let secret_name = credentials::secret_name(config, repository);
@@ -480,77 +514,171 @@ impl Work<'_> {
             Err(e) => return Err(e.into()),
         };
         let slot_text = jiff::fmt::strtime::format("%Y%m%d-%H%M", slot).unwrap_or_else(|_| slot.as_second().to_string());
-        let name = naming::bounded_name(&["forget", &config.name_any(), &slot_text, &repository_key(config, repository)]);
+        let prefix = match work {
+            job::Maintenance::Forget { .. } => "forget",
+            job::Maintenance::Check { .. } => "check",
+        };
+        let name = naming::bounded_name(&[prefix, &config.name_any(), &slot_text, &repository_key(config, repository)]);
         let owner = config.controller_owner_ref(&()).ok_or(Error::MissingField("Config uid"))?;
-        let job = job::build_retention(&job::RetentionInputs {
+        let job = job::build_maintenance(&job::MaintenanceInputs {
             name: &name,
             namespace: &namespace,
             owner,
             config_name: &config.name_any(),
             repository: &repository.shown(),
-            hosts: self.hosts,
-            policy: &repository.forget_args,
+            work,
             credentials_secret: &secret_name,
             credential_keys: &credential_keys,
             settings: &ctx.settings.job.for_config(
                 config.spec.jobs.as_ref(),
                 ctx.settings.cluster_wide.contains(config.metadata.namespace.as_deref().unwrap_or_default()),
             ),
+            options: &config.spec.restic_options(repository),
         });
         match Api::<Job>::namespaced(ctx.client.clone(), &namespace).create(&PostParams::default(), &job).await {
-            Ok(_) => Ok(Ok(Some(name))),
-            Err(e) if submit::is_already_exists(&e) => Ok(Ok(Some(name))),
-            Err(e) if submit::is_refused(&e) => Ok(Err(format!("the cluster refused retention Job {name}: {e}"))),
+            Ok(_) => Ok(Ok(name)),
+            Err(e) if submit::is_already_exists(&e) => Ok(Ok(name)),
+            Err(e) if submit::is_refused(&e) => Ok(Err(format!("the cluster refused {prefix} Job {name}: {e}"))),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// How the retention Job `name` ended, read from `forget --json`; `None` while it runs.
-    async fn retention_outcome(self, name: &str) -> Result<Option<Result<RetentionResult, String>>, Error> {
+    /// How the maintenance Job `name` ended; `None` while it runs. Ok: it completed, with its
+    /// output. Err: it failed, or never ran, in words (`what` names it), and whether restic found
+    /// the repository damaged (a check's exit 1 with restic's own "contains errors").
+    async fn maintenance_outcome(self, what: &str, name: &str) -> Result<Option<Result<(Job, String), (String, bool)>>, Error> {
         let ctx = self.ctx;
         let namespace = self.config.namespace().unwrap_or_default();
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
         let Some(job) = api.get_opt(name).await? else {
-            return Ok(Some(Err(format!("retention Job {name} was deleted before it finished"))));
+            return Ok(Some(Err((format!("{what} Job {name} was deleted before it finished"), false))));
         };
         let conditions = job.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
         let holds = |type_: &str| conditions.iter().any(|c| c.type_ == type_ && c.status == "True");
         if holds("Complete") {
             let output = jobs::job_output(ctx, &namespace, name).await?;
-            // The hosts it was run for, and when: PVCs selected since, and backups finished while
-            // it ran, are not what it listed.
-            let args: Vec<&String> = job
-                .spec
-                .iter()
-                .flat_map(|spec| spec.template.spec.iter())
-                .flat_map(|pod| pod.containers.iter())
-                .flat_map(|c| c.command.iter().flatten().chain(c.args.iter().flatten()))
-                .collect();
-            let hosts = args.windows(2).filter(|w| w[0] == "--host").map(|w| w[1].clone()).collect();
-            let started = job.metadata.creation_timestamp.as_ref().map_or(self.now, |t| t.0);
-            let groups = forget_groups(&output);
-            return Ok(Some(Ok(RetentionResult {
-                summary: forget_summary(groups.as_deref()),
-                kept: groups.as_deref().and_then(kept_snapshots),
-                hosts,
-                started,
-            })));
+            return Ok(Some(Ok((job, output))));
         }
         if holds("Failed") {
             let output = jobs::job_output(ctx, &namespace, name).await?;
             let code = jobs::last_exit_code(ctx, &namespace, name).await?.unwrap_or(1);
             let failure = crate::restic::Failure::classify(code, &output);
             let detail = crate::restic::last_lines(&output, 3);
-            return Ok(Some(Err(format!("retention Job {name} failed ({}): {detail}", failure.reason()))));
+            let damaged = code == 1 && output.contains("contains errors");
+            return Ok(Some(Err((format!("{what} Job {name} failed ({}): {detail}", failure.reason()), damaged))));
         }
         let started = job.status.as_ref().is_some_and(|s| s.active.unwrap_or(0) + s.failed.unwrap_or(0) > 0);
         if !started {
             if let Some(refusal) = jobs::pod_creation_refused(ctx, &namespace, &job).await? {
                 jobs::delete_if_present(&api, name, &DeleteParams::background()).await?;
-                return Ok(Some(Err(format!("the cluster refused the pods of retention Job {name}: {refusal}"))));
+                return Ok(Some(Err((format!("the cluster refused the pods of {what} Job {name}: {refusal}"), false))));
             }
         }
         Ok(None)
+    }
+
+    /// How the retention Job `name` ended, read from `forget --json`; `None` while it runs.
+    async fn retention_outcome(self, name: &str) -> Result<Option<Result<RetentionResult, String>>, Error> {
+        match self.maintenance_outcome("retention", name).await? {
+            None => Ok(None),
+            Some(Err((message, _))) => Ok(Some(Err(message))),
+            Some(Ok((job, output))) => {
+                // The hosts it was run for, and when: PVCs selected since, and backups finished while
+                // it ran, are not what it listed.
+                let args: Vec<&String> = job
+                    .spec
+                    .iter()
+                    .flat_map(|spec| spec.template.spec.iter())
+                    .flat_map(|pod| pod.containers.iter())
+                    .flat_map(|c| c.command.iter().flatten().chain(c.args.iter().flatten()))
+                    .collect();
+                let hosts = args.windows(2).filter(|w| w[0] == "--host").map(|w| w[1].clone()).collect();
+                let started = job.metadata.creation_timestamp.as_ref().map_or(self.now, |t| t.0);
+                let groups = forget_groups(&output);
+                Ok(Some(Ok(RetentionResult {
+                    summary: forget_summary(groups.as_deref()),
+                    kept: groups.as_deref().and_then(kept_snapshots),
+                    hosts,
+                    started,
+                })))
+            }
+        }
+    }
+
+    /// Follows the repository's integrity check: records how a running one ended (status, Event),
+    /// starts the one of a due slot. Returns when it next needs a look, if sooner than usual.
+    async fn integrity_check(
+        self,
+        p: &Planned<'_>,
+        repository: &Repository,
+        env: Option<&ResolvedEnv>,
+        repo_status: &mut RepositoryStatus,
+    ) -> Result<Option<Timestamp>, Error> {
+        let (ctx, config, now) = (self.ctx, self.config, self.now);
+        let Some(schedule) = &p.check else {
+            repo_status.next_integrity_check = None;
+            return Ok(None);
+        };
+        let subset = repository.check_read_data_subset.clone();
+        if let Some(job) = repo_status.integrity_check_job.clone() {
+            let Some(outcome) = self.maintenance_outcome("check", &job).await? else {
+                return Ok(Some(now + ctx.settings.retry_interval));
+            };
+            let (result, message) = match outcome {
+                Ok((_, output)) => (IntegrityCheckResult::Passed, crate::restic::last_lines(&output, 1)),
+                Err((message, true)) => (IntegrityCheckResult::Failed, message),
+                Err((message, false)) => (IntegrityCheckResult::NotRun, message),
+            };
+            let (type_, reason) = match result {
+                IntegrityCheckResult::Passed => (EventType::Normal, "IntegrityCheckPassed"),
+                IntegrityCheckResult::Failed => (EventType::Warning, "IntegrityCheckFailed"),
+                IntegrityCheckResult::NotRun => (EventType::Warning, "IntegrityCheckNotRun"),
+            };
+            let note = format!("{}: {message} (Job {job})", repository.shown());
+            ctx.event(&config.object_ref(&()), type_, reason, "Check", note).await;
+            repo_status.last_integrity_check =
+                Some(IntegrityCheck { time: Time(now), result, message, read_data_subset: subset.clone(), job });
+            repo_status.integrity_check_job = None;
+        }
+        let last = repo_status.last_integrity_check_slot.clone().map_or(now, |t| t.0);
+        repo_status.last_integrity_check_slot.get_or_insert(Time(last));
+        let mut wake = None;
+        if let (true, None, Some(slot), Some(env)) =
+            (repo_status.ready, &repo_status.integrity_check_job, schedule.latest_due(last, now), env)
+        {
+            let work = job::Maintenance::Check { read_data_subset: subset.as_deref() };
+            match self.start_maintenance(repository, env, slot, work).await? {
+                Ok(job) => {
+                    repo_status.integrity_check_job = Some(job);
+                    wake = Some(now + ctx.settings.retry_interval);
+                }
+                Err(message) => {
+                    ctx.event(
+                        &config.object_ref(&()),
+                        EventType::Warning,
+                        "IntegrityCheckNotRun",
+                        "Check",
+                        format!("{}: {message}", repository.shown()),
+                    )
+                    .await;
+                    let job = String::new();
+                    repo_status.last_integrity_check = Some(IntegrityCheck {
+                        time: Time(now),
+                        result: IntegrityCheckResult::NotRun,
+                        message,
+                        read_data_subset: subset.clone(),
+                        job,
+                    });
+                }
+            }
+            repo_status.last_integrity_check_slot = Some(Time(slot));
+        }
+        let next = schedule.next_after(repo_status.last_integrity_check_slot.clone().map_or(now, |t| t.0).max(now));
+        repo_status.next_integrity_check = next.map(Time);
+        Ok(match (wake, next) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
     }
 
     /// One backup Task per backupable PVC for `slot`. A PVC whose Task the API server refuses is

@@ -336,6 +336,7 @@ async fn launch(
         attempt,
         run_as: resolved.config.spec.run_jobs_as,
         settings: &settings,
+        options: &resolved.config.spec.restic_options(repository),
     };
     let job = job::build(task, &inputs).ok_or(Error::MissingField("uid"))?;
     let job_name = job.metadata.name.clone().ok_or(Error::MissingField("job name"))?;
