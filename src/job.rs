@@ -177,6 +177,8 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
     ]);
 
     let runtime = restic_runtime(inputs.credentials_secret, inputs.credential_keys, inputs.options);
+    let mut args = args;
+    args.extend(runtime.args.iter().cloned());
     let mut mounts =
         vec![VolumeMount { name: "data".into(), mount_path: DATA_PATH.into(), read_only: Some(backup), ..Default::default() }];
     mounts.extend(runtime.mounts);
@@ -290,7 +292,7 @@ pub struct MaintenanceInputs<'a> {
 /// removes a live lock), then runs restic with the arguments given. The repository comes from
 /// `RESTIC_REPOSITORY`, like every Job's.
 const RETENTION_SCRIPT: &str = r#"set -u
-restic unlock --cache-dir /cache >&2 || true
+restic unlock --cache-dir /cache ${RESTIC_CACERT:+--cacert "$RESTIC_CACERT"} >&2 || true
 exec restic "$@"
 "#;
 
@@ -307,6 +309,7 @@ pub fn build_maintenance(inputs: &MaintenanceInputs<'_>) -> Job {
     }));
     args.extend(inputs.options.global_args());
     let runtime = restic_runtime(inputs.credentials_secret, inputs.credential_keys, inputs.options);
+    args.extend(runtime.args.iter().cloned());
     let labels = BTreeMap::from([
         (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
         (CONFIG_LABEL.to_owned(), crate::naming::label_value(inputs.config_name)),
@@ -372,6 +375,8 @@ const CA_FILE: &str = "ca.crt";
 /// What every restic container and its pod get besides the work itself: the credentials as
 /// variables, the cache (size-limited when asked) and /tmp, and the CA certificate as a file.
 struct ResticRuntime {
+    /// Options for every restic command (`--cacert`: restic 0.14 reads no `RESTIC_CACERT`).
+    args: Vec<String>,
     env: Vec<EnvVar>,
     mounts: Vec<VolumeMount>,
     volumes: Vec<Volume>,
@@ -389,7 +394,9 @@ fn restic_runtime(secret: &str, keys: &[String], options: &ResticOptions) -> Res
         Volume { name: "cache".into(), empty_dir: Some(cache), ..Default::default() },
         Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
     ];
+    let mut args = Vec::new();
     if !ca.is_empty() {
+        args.extend(["--cacert".to_owned(), format!("{CA_DIR}/{CA_FILE}")]);
         env.push(EnvVar { name: "RESTIC_CACERT".into(), value: Some(format!("{CA_DIR}/{CA_FILE}")), ..Default::default() });
         mounts.push(VolumeMount { name: "ca".into(), mount_path: CA_DIR.into(), read_only: Some(true), ..Default::default() });
         volumes.push(Volume {
@@ -403,7 +410,7 @@ fn restic_runtime(secret: &str, keys: &[String], options: &ResticOptions) -> Res
             ..Default::default()
         });
     }
-    ResticRuntime { env, mounts, volumes }
+    ResticRuntime { args, env, mounts, volumes }
 }
 
 /// One variable per credential key, each read from the Secret by name.

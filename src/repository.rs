@@ -110,10 +110,11 @@ impl ResticRunner {
     async fn run_now(&self, repository: &str, env: &ResolvedEnv, command: &Command<'_>) -> Result<String, ResticError> {
         let mut args = restic::args(repository, command);
         args.extend(["--cache-dir".to_owned(), self.cache_dir.to_string_lossy().into_owned()]);
-        let mut process = tokio::process::Command::new(&self.binary);
+        // restic 0.14 reads no RESTIC_CACERT: the option it is.
         if let Some(pem) = env.0.get(CA_CERTIFICATE_VARIABLE) {
-            process.env("RESTIC_CACERT", self.ca_file(pem).await?);
+            args.extend(["--cacert".to_owned(), self.ca_file(pem).await?.to_string_lossy().into_owned()]);
         }
+        let mut process = tokio::process::Command::new(&self.binary);
         process
             .args(&args)
             .env_clear()

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ResticOptions {
-    /// `auto` (restic's default), `off` or `max` (repository format 2).
+    /// `Auto` (restic's default), `None` (restic's `off`) or `Max` (repository format 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<Compression>,
     /// Target size of pack files, in MiB (restic's default is 16).
@@ -66,12 +66,12 @@ pub struct ResticOptions {
     pub cache_size_limit: Option<Quantity>,
 }
 
-/// restic's compression mode.
+/// restic's compression mode. `None` rather than restic's `off`: YAML 1.1, which Kubernetes reads,
+/// takes a bare `off` (or `Off`) for false.
 #[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
 pub enum Compression {
     Auto,
-    Off,
+    None,
     Max,
 }
 
@@ -79,7 +79,7 @@ impl Compression {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Auto => "auto",
-            Self::Off => "off",
+            Self::None => "off",
             Self::Max => "max",
         }
     }
@@ -252,9 +252,9 @@ mod tests {
     #[test]
     fn a_repositorys_options_win_field_by_field() {
         let config =
-            options(serde_json::json!({"compression": "max", "packSizeMib": 32, "excludes": ["*.tmp"], "limitUploadKib": 100}));
+            options(serde_json::json!({"compression": "Max", "packSizeMib": 32, "excludes": ["*.tmp"], "limitUploadKib": 100}));
         let own = options(
-            serde_json::json!({"compression": "off", "excludes": ["cache/", "/scratch", "/data/logs", "/database"], "excludeCaches": true}),
+            serde_json::json!({"compression": "None", "excludes": ["cache/", "/scratch", "/data/logs", "/database"], "excludeCaches": true}),
         );
         let merged = config.overlaid(Some(&own));
         assert_eq!(merged.env(), [("RESTIC_COMPRESSION", "off".to_owned()), ("RESTIC_PACK_SIZE", "32".to_owned())]);

@@ -273,7 +273,8 @@ async fn mark_forgotten(
             && status.completion_time.as_ref().is_some_and(|t| t.0 < run.started)
             && !status.conditions.iter().any(|c| c.type_ == SNAPSHOT_AVAILABLE && c.status == "False");
         let Some(id) = status.snapshot_id.as_deref().filter(|_| judged) else { continue };
-        if kept.iter().any(|s| s.id == id) {
+        // restic 0.14's backup summary gives the short id, later ones the full one.
+        if id.len() < 8 || kept.iter().any(|s| s.id.starts_with(id) || id.starts_with(&s.id)) {
             continue;
         }
         let mut conditions = status.conditions.clone();

@@ -73,6 +73,17 @@ pub async fn pods_mounting(ctx: &Context, namespace: &str, claim: &str) -> Resul
         .collect())
 }
 
+/// Pods other than the operator's own that name the claim and have not finished, scheduled or not.
+pub async fn pods_naming(ctx: &Context, namespace: &str, claim: &str) -> Result<Vec<Pod>, Error> {
+    let pods = Api::<Pod>::namespaced(ctx.client.clone(), namespace).list(&ListParams::default()).await?;
+    Ok(pods
+        .items
+        .into_iter()
+        .filter(|p| mounts(p, claim) && !is_ours(p))
+        .filter(|p| !matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed")))
+        .collect())
+}
+
 /// Names of the pods (not being deleted) that mount the PVC and are scheduled, i.e. not held.
 pub async fn pods_using(ctx: &Context, pvc: &k8s_openapi::api::core::v1::PersistentVolumeClaim) -> Result<Vec<String>, Error> {
     let pods = pods_mounting(ctx, &pvc.namespace().unwrap_or_default(), &pvc.name_any()).await?;

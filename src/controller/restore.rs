@@ -23,7 +23,7 @@ use crate::naming;
 use crate::restic::Snapshot;
 use crate::restore::{self, Found, Listings};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -77,6 +77,27 @@ pub fn holds_pods(pvc: &PersistentVolumeClaim, config: Option<&Config>) -> bool 
 /// The settings for this PVC under `config` (its first selector that picks the PVC may change them).
 fn policy_of(config: &Config, pvc: &PersistentVolumeClaim) -> crate::api::Policy {
     config.spec.policy(&pvc.namespace().unwrap_or_default(), pvc.labels())
+}
+
+/// Whether a pod lacks the restore gate (it was made before anything asked for it).
+fn is_ungated(pod: &Pod) -> bool {
+    !pod.spec.iter().flat_map(|s| s.scheduling_gates.iter().flatten()).any(|g| g.name == GATE)
+}
+
+/// Deletes pods that wait, ungated, to be scheduled onto a PVC that now holds its pods: each is
+/// run by a controller (ReplicaSet, StatefulSet, ...), which makes it again, and the webhook gates
+/// the new one. They never ran, so nothing is lost.
+async fn regate(ctx: &Context, pvc: &PersistentVolumeClaim, pods: &[&Pod]) -> Result<(), Error> {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &pvc.namespace().unwrap_or_default());
+    for pod in pods {
+        super::jobs::delete_if_present(&api, &pod.name_any(), &kube::api::DeleteParams::default()).await?;
+        let note = format!(
+            "pod {} was made before a Config selected this PVC and would have started on it during its restore; deleted, its controller makes it again behind the restore gate",
+            pod.name_any()
+        );
+        ctx.event(&pvc.object_ref(&()), EventType::Normal, "PodRegated", "AutoRestore", note).await;
+    }
+    Ok(())
 }
 
 /// Whether a backup must wait: the PVC's data is not in place yet.
@@ -221,7 +242,20 @@ pub async fn reconcile_auto(pvc: &PersistentVolumeClaim, config: Option<&Config>
     match (state(pvc), auto) {
         (Some(State::Released), _) | (None, None) => Ok(Action::await_change()),
         (None, Some(config)) => {
-            let users = super::quiesce::pods_using(ctx, pvc).await?;
+            let naming = super::quiesce::pods_naming(ctx, &namespace, &pvc.name_any()).await?;
+            let scheduled = |p: &&Pod| p.spec.as_ref().is_some_and(|s| s.node_name.is_some());
+            let users: Vec<String> = naming
+                .iter()
+                .filter(scheduled)
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .map(|p| p.name_any())
+                .collect();
+            // Pods made before any Config selected the PVC (apps applied before their Config in a
+            // DR) were not gated: they would start on the volume while it is restored.
+            let ungated: Vec<&Pod> = naming.iter().filter(|p| !scheduled(p) && is_ungated(p)).collect();
+            let (controlled, bare): (Vec<&Pod>, Vec<&Pod>) = ungated
+                .into_iter()
+                .partition(|p| p.metadata.owner_references.iter().flatten().any(|o| o.controller == Some(true)));
             // Pods that got to a brand-new volume before the Config did (apps applied first during
             // DR): with stopPods their workloads are stopped for the restore, which still only
             // fills an empty volume.
@@ -235,12 +269,16 @@ pub async fn reconcile_auto(pvc: &PersistentVolumeClaim, config: Option<&Config>
                     .await?;
                 return Ok(Action::requeue(Duration::from_millis(10)));
             }
-            if !users.is_empty() {
-                let message = format!("in use by pod {} before DataRestor saw it; nothing restored", users.join(", "));
+            if !users.is_empty() || !bare.is_empty() {
+                let mut names = users.clone();
+                names.extend(bare.iter().map(|p| p.name_any()));
+                let message = format!("in use by pod {} before DataRestor saw it; nothing restored", names.join(", "));
                 set_state(ctx, pvc, State::Released, &message, None).await?;
                 return Ok(Action::await_change());
             }
             set_state(ctx, pvc, State::Pending, "new volume: looking for its newest snapshot", None).await?;
+            // Now that the PVC holds pods, their controllers make them again behind the gate.
+            regate(ctx, pvc, &controlled).await?;
             Ok(Action::requeue(Duration::from_millis(10)))
         }
         (Some(State::Pending), None) => {

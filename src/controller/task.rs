@@ -145,6 +145,14 @@ async fn start(task: &Task, ctx: &Context) -> Result<Action, Error> {
         }
         TaskType::Restore => {
             let users = super::quiesce::pods_using(ctx, &resolved.pvc).await?;
+            // A pod still terminating there (one the restore gate had to send away) may still write.
+            if users.is_empty() && !resolved.policy.stop_pods {
+                let leaving = super::quiesce::pods_mounting(ctx, &namespace, &task.spec.pvc_name).await?;
+                if !leaving.is_empty() {
+                    let names: Vec<String> = leaving.iter().map(|p| p.name_any()).collect();
+                    return wait(task, ctx, &format!("waiting for pod {} to stop using the volume", names.join(", "))).await;
+                }
+            }
             if !users.is_empty() && !resolved.policy.stop_pods {
                 let message =
                     format!("the PVC is in use by pod {}; a restore never writes under a running app", users.join(", "));
