@@ -14,7 +14,7 @@ lint:
 	@bash e2e/stage.sh lint $(CARGO) clippy --workspace --all-targets -- -D warnings
 
 unit:
-	@bash e2e/stage.sh unit $(CARGO) nextest run --workspace --no-fail-fast
+	@bash e2e/stage.sh unit $(CARGO) test --workspace --no-fail-fast
 
 ## The fuzz targets (annotation grammar, schedules), each for FUZZ_SECONDS (nightly + cargo-fuzz).
 FUZZ_SECONDS ?= 30
