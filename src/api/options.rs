@@ -36,7 +36,6 @@ pub struct ResticOptions {
     /// `/data/scratch` (a leading `/` anchors at the volume, whose path in snapshots is `/data`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
-    #[x_kube(validation = kube::core::Rule::new("self.all(p, size(p) > 0 && size(p) <= 512)").message("each exclude pattern is 1 to 512 characters"))]
     pub excludes: Vec<String>,
     /// Leave out directories holding a `CACHEDIR.TAG` (`--exclude-caches`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,7 +43,6 @@ pub struct ResticOptions {
     /// Leave out directories holding a file of one of these names (`--exclude-if-present`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
-    #[x_kube(validation = kube::core::Rule::new("self.all(p, size(p) > 0 && size(p) <= 255 && !p.contains('/'))").message("each exclude-if-present entry is a file name (1 to 255 characters, no '/')"))]
     pub exclude_if_present: Vec<String>,
     /// More `restic backup` options, from an allow-list: `--one-file-system`, `--ignore-inode`,
     /// `--ignore-ctime`, `--no-scan`, `--with-atime`, `--exclude-larger-than SIZE`,
@@ -184,9 +182,21 @@ impl ResticOptions {
         self.extra_restore_args.clone()
     }
 
-    /// What is wrong with these options, each in words.
+    /// What is wrong with these options, each in words. (Checked here, not by CEL rules on the
+    /// lists' items: the real API server refuses the CRD when such rules' estimated cost, over
+    /// every repository, exceeds its budget.)
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        if let Some(bad) = self.excludes.iter().find(|p| p.is_empty() || p.len() > 512 || p.chars().any(char::is_control)) {
+            problems.push(format!("restic.excludes: {bad:?} is not a pattern (1 to 512 printable characters)"));
+        }
+        if let Some(bad) = self
+            .exclude_if_present
+            .iter()
+            .find(|n| n.is_empty() || n.len() > 255 || n.contains('/') || n.chars().any(char::is_control))
+        {
+            problems.push(format!("restic.excludeIfPresent: {bad:?} is not a file name (1 to 255 characters, no '/')"));
+        }
         if let Err(e) = vet(&self.extra_backup_args, BACKUP_SWITCHES, BACKUP_WITH_VALUE) {
             problems.push(format!("restic.extraBackupArgs: {e}"));
         }

@@ -35,7 +35,6 @@ pub struct Hook {
     /// The program and its arguments; no shell is involved unless you name one
     /// (`["sh", "-c", "..."]`).
     #[schemars(length(min = 1, max = 64))]
-    #[x_kube(validation = kube::core::Rule::new("self.all(a, size(a) <= 4096)").message("each hook argument is at most 4096 characters"))]
     pub command: Vec<String>,
     /// The container to run it in; absent: the pod's first container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,19 +151,44 @@ pub fn parse_hook_annotation(value: &str) -> Result<Hook, String> {
             on_error: HookOnError::Fail,
         }
     };
-    if hook.command.is_empty() || hook.command.len() > 64 {
-        return Err(format!("command has {} arguments; 1 to 64 are allowed", hook.command.len()));
+    match hook.problem() {
+        Some(problem) => Err(problem),
+        None => Ok(hook),
     }
-    if hook.command[0].is_empty() {
-        return Err("the program (the command's first argument) is empty".into());
+}
+
+impl Hook {
+    /// What is wrong with this hook, as the API server would say it of a Config (the argument
+    /// lengths are checked here: a CEL rule over every selector's hooks costs more than the API
+    /// server's budget allows).
+    pub fn problem(&self) -> Option<String> {
+        if self.command.is_empty() || self.command.len() > 64 {
+            return Some(format!("command has {} arguments; 1 to 64 are allowed", self.command.len()));
+        }
+        if self.command[0].is_empty() {
+            return Some("the program (the command's first argument) is empty".into());
+        }
+        if let Some(long) = self.command.iter().position(|a| a.len() > 4096) {
+            return Some(format!("command argument {long} is over 4096 characters"));
+        }
+        if !(1..=3600).contains(&self.timeout_seconds) {
+            return Some(format!("timeoutSeconds {} is out of range (1 to 3600)", self.timeout_seconds));
+        }
+        if self.container.as_deref().is_some_and(|c| c.is_empty() || c.len() > 63) {
+            return Some("container must be 1 to 63 characters".into());
+        }
+        None
     }
-    if !(1..=3600).contains(&hook.timeout_seconds) {
-        return Err(format!("timeoutSeconds {} is out of range (1 to 3600)", hook.timeout_seconds));
+}
+
+impl Hooks {
+    /// What is wrong with these hooks, each problem naming its hook.
+    pub fn problems(&self, at: &str) -> Vec<String> {
+        [("preBackup", &self.pre_backup), ("postBackup", &self.post_backup)]
+            .into_iter()
+            .filter_map(|(name, hook)| Some(format!("{at}hooks.{name}: {}", hook.as_ref()?.problem()?)))
+            .collect()
     }
-    if hook.container.as_deref().is_some_and(|c| c.is_empty() || c.len() > 63) {
-        return Err("container must be 1 to 63 characters".into());
-    }
-    Ok(hook)
 }
 
 #[cfg(test)]

@@ -67,6 +67,10 @@ fn plan(config: &Config) -> Result<Vec<Planned<'_>>, Vec<String>> {
     }
     problems.extend(credentials::refused_env(&config.spec.all_env()));
     problems.extend(config.spec.restic.iter().flat_map(|o| o.problems()));
+    problems.extend(config.spec.hooks.iter().flat_map(|h| h.problems("")));
+    for (index, selector) in config.spec.selectors.iter().enumerate() {
+        problems.extend(selector.hooks.iter().flat_map(|h| h.problems(&format!("selectors[{index}]."))));
+    }
     for repository in &config.spec.repositories {
         for problem in repository.restic.iter().flat_map(|o| o.problems()) {
             problems.push(format!("repository {} (priority {}): {problem}", repository.shown(), repository.priority));
