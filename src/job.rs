@@ -108,7 +108,34 @@ pub struct JobInputs<'a> {
     pub settings: &'a JobSettings,
     /// The repository's restic settings (`ConfigSpec::restic_options`).
     pub options: &'a ResticOptions,
+    /// Drills only: the check run in the restored volume (the PVC's `drill.command`).
+    pub drill_command: &'a [String],
 }
+
+/// A drill's scratch PVC, named after its Task.
+pub fn drill_claim(task_name: &str) -> String {
+    crate::naming::bounded_name(&["drill", task_name])
+}
+
+/// A restore drill in the scratch volume at `/data`: the snapshot's own totals, the restore, what
+/// the volume holds then (`lost+found` is not data), and the drill's command, run in `/data` with
+/// an empty environment (it never sees the repository's credentials). Each result is one
+/// `datarestor-drill-...` line for the operator to read. `$1` is the snapshot, the rest the command.
+const DRILL_SCRIPT: &str = r#"set -eu
+snapshot="$1"; shift
+restic stats "$snapshot" --json --mode restore-size --cache-dir /cache ${RESTIC_CACERT:+--cacert "$RESTIC_CACERT"} >/tmp/stats.json
+echo "datarestor-drill-expected: $(cat /tmp/stats.json)"
+restic restore "$snapshot" --target / --cache-dir /cache ${RESTIC_CACERT:+--cacert "$RESTIC_CACERT"} >&2
+entries=$(($(find /data -mindepth 1 ! -path /data/lost+found ! -path '/data/lost+found/*' | wc -l) + 1))
+bytes=$(find /data -type f ! -path '/data/lost+found/*' -exec stat -c %s {} + | awk '{ total += $1 } END { print total + 0 }')
+echo "datarestor-drill-restored: entries=$entries bytes=$bytes"
+if [ "$#" -gt 0 ]; then
+  set +e
+  (cd /data && env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp "$@")
+  code=$?
+  echo "datarestor-drill-command: exit=$code"
+fi
+"#;
 
 /// Runs restic and then puts the result in place according to the restore mode. `$1` is the mode,
 /// the rest is restic's argument vector.
@@ -141,6 +168,11 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
     let owner = task.controller_owner_ref(&())?;
     let spec = &task.spec;
     let backup = spec.type_ == TaskType::Backup;
+    // A drill writes into its scratch volume, never into the PVC.
+    let claim = match spec.type_ {
+        TaskType::Drill => drill_claim(task.metadata.name.as_deref()?),
+        _ => spec.pvc_name.clone(),
+    };
 
     let (command, args) = match spec.type_ {
         TaskType::Backup => {
@@ -167,18 +199,26 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
             args.extend(inputs.options.global_args());
             (vec!["/bin/sh".to_owned(), "-c".to_owned(), RESTORE_SCRIPT.to_owned()], args)
         }
+        TaskType::Drill => {
+            let mut args = vec!["datarestor-drill".to_owned(), inputs.snapshot_id.unwrap_or("latest").to_owned()];
+            args.extend(inputs.drill_command.iter().cloned());
+            (vec!["/bin/sh".to_owned(), "-c".to_owned(), DRILL_SCRIPT.to_owned()], args)
+        }
     };
 
     let labels = BTreeMap::from([
         (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
         (TASK_LABEL.to_owned(), task.metadata.name.clone()?),
         (PVC_LABEL.to_owned(), crate::naming::label_value(&spec.pvc_name)),
-        (TYPE_LABEL.to_owned(), if backup { "backup" } else { "restore" }.to_owned()),
+        (TYPE_LABEL.to_owned(), spec.type_.as_str().to_owned()),
     ]);
 
     let runtime = restic_runtime(inputs.credentials_secret, inputs.credential_keys, inputs.options);
     let mut args = args;
-    args.extend(runtime.args.iter().cloned());
+    // The drill's script passes the CA itself (its trailing arguments are the drill's command).
+    if spec.type_ != TaskType::Drill {
+        args.extend(runtime.args.iter().cloned());
+    }
     let mut mounts =
         vec![VolumeMount { name: "data".into(), mount_path: DATA_PATH.into(), read_only: Some(backup), ..Default::default() }];
     mounts.extend(runtime.mounts);
@@ -203,10 +243,7 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
         volumes: Some(
             std::iter::once(Volume {
                 name: "data".into(),
-                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                    claim_name: spec.pvc_name.clone(),
-                    read_only: Some(backup),
-                }),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: claim, read_only: Some(backup) }),
                 ..Default::default()
             })
             .chain(runtime.volumes)

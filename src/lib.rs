@@ -10,6 +10,7 @@ pub mod context;
 pub mod controller;
 pub mod crdgen;
 pub mod credentials;
+pub mod drill;
 pub mod health;
 pub mod history;
 pub mod job;

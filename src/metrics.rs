@@ -300,10 +300,7 @@ impl Metrics {
 }
 
 fn type_label(type_: TaskType) -> &'static str {
-    match type_ {
-        TaskType::Backup => "backup",
-        TaskType::Restore => "restore",
-    }
+    type_.as_str()
 }
 
 fn seconds(at: Timestamp) -> f64 {

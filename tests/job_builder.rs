@@ -52,6 +52,7 @@ fn fixtures() {
         run_as: None,
         settings: &settings,
         options: &options,
+        drill_command: &[],
     };
     let cases = [
         ("backup", task(TaskType::Backup, "backup-data-5d1c", "data", Some("pre-upgrade"), None), inputs(None, None)),
@@ -86,6 +87,7 @@ fn backups_mount_read_only_and_restores_read_write() {
         run_as: None,
         settings: &settings,
         options: &Default::default(),
+        drill_command: &[],
     };
     for (type_, read_only) in [(TaskType::Backup, true), (TaskType::Restore, false)] {
         let job = job::build(&task(type_, "t", "data", None, None), &inputs).unwrap();
@@ -111,6 +113,7 @@ fn credentials_only_travel_by_secret_reference_key_by_key() {
         run_as: None,
         settings: &settings,
         options: &Default::default(),
+        drill_command: &[],
     };
     let job = job::build(&task(TaskType::Backup, "t", "data", None, None), &inputs).unwrap();
     let container = &job.spec.unwrap().template.spec.unwrap().containers[0];
@@ -137,6 +140,7 @@ fn an_unsaved_task_cannot_own_a_job() {
         run_as: None,
         settings: &settings,
         options: &Default::default(),
+        drill_command: &[],
     };
     let mut unsaved = task(TaskType::Backup, "t", "data", None, None);
     unsaved.metadata.uid = None;
@@ -214,6 +218,7 @@ fn run_jobs_as_an_unprivileged_user_adds_nothing() {
             run_as: Some(run_as),
             settings: &settings,
             options: &Default::default(),
+            drill_command: &[],
         };
         let job = job::build(&task(type_, "t", "data", None, Some(RestoreMode::Clean)), &inputs).unwrap();
         let pod = job.spec.unwrap().template.spec.unwrap();
@@ -243,6 +248,7 @@ fn every_label_value_fits_for_the_longest_pvc_name() {
         run_as: None,
         settings: &settings,
         options: &Default::default(),
+        drill_command: &[],
     };
     let job = job::build(&task(TaskType::Backup, "backup-data-xxxx-3a0c6f94", &long, None, None), &inputs).unwrap();
     let template_labels = job.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().labels.clone().unwrap();
@@ -281,6 +287,7 @@ fn a_configs_jobs_settings_override_the_operators() {
         run_as: None,
         settings: &settings,
         options: &options,
+        drill_command: &[],
     };
     let backup = task(TaskType::Backup, "backup-data-1", "data", None, None);
     let job = job::build(&backup, &inputs(None)).unwrap();

@@ -134,6 +134,7 @@ fn backup(sandbox: &Sandbox, files: &[(&str, &str)]) -> String {
         run_as: None,
         settings: &settings,
         options: &Default::default(),
+        drill_command: &[],
     };
     let job = job::build(&task(TaskType::Backup, Some("pre-upgrade"), None), &inputs).unwrap();
     let output = sandbox.run(&job, &source);
@@ -155,6 +156,7 @@ fn restore(sandbox: &Sandbox, snapshot_id: &str, mode: RestoreMode, volume: &Pat
         run_as: None,
         settings: &settings,
         options: &Default::default(),
+        drill_command: &[],
     };
     let job = job::build(&task(TaskType::Restore, None, Some(mode)), &inputs).unwrap();
     sandbox.run(&job, volume)

@@ -43,6 +43,7 @@ const COUNTED_TASKS: usize = 20;
     printcolumn(name = "Last Restore", type_ = "date", json_path = ".status.lastRestore.time"),
     printcolumn(name = "Restore", type_ = "string", json_path = ".status.lastRestore.result"),
     printcolumn(name = "Failed", type_ = "integer", json_path = ".status.backupsFailed", priority = 1),
+    printcolumn(name = "Drill", type_ = "string", json_path = ".status.lastDrill.result", priority = 1),
     doc = "What is known of one PersistentVolumeClaim's backups: the newest, the snapshots per repository, the last restore."
 )]
 #[serde(rename_all = "camelCase")]
@@ -121,6 +122,9 @@ pub struct CatalogStatus {
     /// The newest finished restore into this PVC, successful or not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_restore: Option<CatalogEvent>,
+    /// The newest finished restore drill of this PVC, passed or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drill: Option<CatalogEvent>,
     /// One entry per repository holding snapshots of this PVC.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repositories: Vec<CatalogRepository>,
@@ -205,6 +209,7 @@ impl CatalogStatus {
                 }
                 self.last_restore = Some(event);
             }
+            (TaskType::Drill, _) => self.last_drill = Some(event),
         }
         self.summarize();
         true

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use super::{Hooks, ResticOptions};
+use super::{Drill, Hooks, ResticOptions};
 
 /// Loose shape of a schedule, checked by the API server so that typos are rejected at `kubectl
 /// apply`. The operator parses it fully and reports anything subtler in the Config's status.
@@ -124,6 +124,10 @@ pub struct ConfigSpec {
     /// ...); a repository's own `restic` wins field by field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restic: Option<ResticOptions>,
+
+    /// Restore drills of every selected PVC (a selector's `drill` replaces it for its PVCs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<Drill>,
 
     /// Commands run in a pod of the workload before and after each backup (see `Hooks`); a
     /// selector's `hooks` or the PVC's hook annotations replace them.
@@ -430,6 +434,9 @@ pub struct Selector {
     /// `hooks` for these PVCs, replacing the Config's whole (`hooks: {}` runs none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<Hooks>,
+    /// `drill` for these PVCs, replacing the Config's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<Drill>,
 }
 
 impl Selector {
@@ -489,7 +496,9 @@ impl Config {
     /// Whether this Config protects a PVC in `namespace` with `labels`: a selector picks it, and
     /// the Config may reach that namespace.
     pub fn selects(&self, namespace: &str, labels: &BTreeMap<String, String>, cluster_wide: &ClusterWide) -> bool {
-        self.reaches(namespace, cluster_wide) && self.spec.selects(namespace, labels)
+        // The operator's own volumes (a drill's scratch PVC) are never protected.
+        let ours = labels.get(crate::job::MANAGED_BY_LABEL).map(String::as_str) == Some(crate::job::MANAGED_BY);
+        !ours && self.reaches(namespace, cluster_wide) && self.spec.selects(namespace, labels)
     }
 
     /// Whether this Config may protect PVCs in `namespace` at all: a watched namespace, its own
@@ -575,6 +584,22 @@ pub struct ConfigStatus {
     /// Backups and restores of this Config's Tasks, counted as each finishes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statistics: Option<ConfigStatistics>,
+
+    /// One entry per drill schedule in use (the Config's and its selectors').
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drills: Vec<DrillSchedule>,
+}
+
+/// Where one drill schedule stands.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DrillSchedule {
+    pub schedule: String,
+    /// The last slot turned into drill Tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_slot: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_drill: Option<Time>,
 }
 
 /// Totals over every Task of a Config that finished since `since`. Counted by the operator as each
@@ -603,6 +628,11 @@ pub struct ConfigStatistics {
     pub backup_seconds: i64,
     #[serde(default)]
     pub restore_seconds: i64,
+    /// Restore drills passed and failed.
+    #[serde(default)]
+    pub drills_passed: i64,
+    #[serde(default)]
+    pub drills_failed: i64,
     /// The newest finished Task counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_task: Option<String>,
@@ -621,6 +651,8 @@ impl ConfigStatistics {
             backup_bytes_added: 0,
             backup_seconds: 0,
             restore_seconds: 0,
+            drills_passed: 0,
+            drills_failed: 0,
             last_task: None,
         }
     }

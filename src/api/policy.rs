@@ -72,6 +72,30 @@ pub struct Policy {
     pub auto_restore: bool,
     pub manual_restore_mode: RestoreMode,
     pub hooks: Hooks,
+    /// Restore drills of this PVC, if any.
+    pub drill: Option<Drill>,
+}
+
+/// Restore drills: on a schedule, the PVC's newest snapshot is restored into a new scratch volume
+/// beside it, checked (entries and bytes against the snapshot's own totals, then `command`), and
+/// the scratch volume deleted. The PVC and its workload are not touched. How a team knows its
+/// disaster recovery works.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Drill {
+    /// When: a schedule like `backupSchedule` (`0 5 * * 0`: Sundays at 05:00 UTC).
+    #[schemars(length(min = 1, max = 128))]
+    pub schedule: String,
+    /// A check run in the restored volume (working directory `/data`, in the restic image: a
+    /// POSIX shell and busybox), e.g. `["sh", "-c", "test -s app.db"]`; a non-zero exit fails the
+    /// drill.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub command: Vec<String>,
+    /// StorageClass of the scratch volume; absent: the PVC's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub storage_class_name: Option<String>,
 }
 
 impl ConfigSpec {
@@ -84,6 +108,7 @@ impl ConfigSpec {
             auto_restore: own.auto_restore.unwrap_or(self.auto_restore),
             manual_restore_mode: own.manual_restore_mode.unwrap_or(self.manual_restore_mode),
             hooks: own.hooks.or_else(|| self.hooks.clone()).unwrap_or_default(),
+            drill: own.drill.or_else(|| self.drill.clone()),
         }
     }
 
@@ -235,6 +260,7 @@ mod tests {
             auto_restore: true,
             manual_restore_mode: RestoreMode::Clean,
             hooks: Hooks { pre_backup: Some(parse_hook_annotation("sync").unwrap()), post_backup: None },
+            drill: None,
         };
         let none = BTreeMap::new();
         assert_eq!(hook_for(&policy, &none, HookPoint::PreBackup).unwrap().unwrap().command, ["sh", "-c", "sync"]);

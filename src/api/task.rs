@@ -85,6 +85,20 @@ pub struct TaskSpec {
 pub enum TaskType {
     Backup,
     Restore,
+    /// A restore drill: the newest snapshot restored into a scratch volume and verified, the PVC
+    /// itself untouched.
+    Drill,
+}
+
+impl TaskType {
+    /// The lowercase name (`backup`, `restore`, `drill`): labels, metrics, Events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Backup => "backup",
+            Self::Restore => "restore",
+            Self::Drill => "drill",
+        }
+    }
 }
 
 /// What created a Task.
@@ -147,6 +161,10 @@ pub struct TaskStatus {
     /// Workloads (`Deployment/name`, `StatefulSet/name`) this Task scaled to zero (stopPods).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quiesced_workloads: Vec<String>,
+
+    /// A drill's scratch volume and what it found there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillReport>,
 
     /// The backup hooks that ran, in order (see the Config's `hooks`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -227,4 +245,26 @@ pub enum HookResult {
     Succeeded,
     Failed,
     TimedOut,
+}
+
+/// What a restore drill found: the snapshot's own totals (`restic stats --mode restore-size`) and
+/// what the scratch volume held after the restore, and how the drill's command ended.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DrillReport {
+    /// The scratch PVC the snapshot was restored into (deleted when the drill ends).
+    pub claim: String,
+    /// Files and directories the snapshot holds under `/data`, and their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_entries: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_bytes: Option<i64>,
+    /// What the restore put there (`lost+found` is not counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_entries: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_bytes: Option<i64>,
+    /// The drill's `command`, run in the restored volume: its exit code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_exit_code: Option<i32>,
 }

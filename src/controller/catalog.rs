@@ -233,6 +233,13 @@ async fn count_in_config(ctx: &Context, task: &Task, status: &TaskStatus, phase:
                 }
                 statistics.restore_seconds += seconds;
             }
+            TaskType::Drill => {
+                if completed {
+                    statistics.drills_passed += 1;
+                } else {
+                    statistics.drills_failed += 1;
+                }
+            }
         }
         statistics.last_task = Some(counted_as);
         let patch = serde_json::json!({

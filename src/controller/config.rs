@@ -5,8 +5,8 @@
 use super::{jobs, request, restore, retry_soon, submit, Error};
 use crate::annotation;
 use crate::api::{
-    set_condition, snapshot_host, ConditionStatus, Config, ConfigStatus, IntegrityCheck, IntegrityCheckResult, Repository,
-    RepositoryStatus, TaskTrigger, MANUAL_BACKUP_ANNOTATION, MANUAL_RESTORE_ANNOTATION,
+    set_condition, snapshot_host, ConditionStatus, Config, ConfigStatus, DrillSchedule, IntegrityCheck, IntegrityCheckResult,
+    Repository, RepositoryStatus, TaskTrigger, MANUAL_BACKUP_ANNOTATION, MANUAL_RESTORE_ANNOTATION,
 };
 use crate::context::Context;
 use crate::credentials::{self, ResolvedEnv};
@@ -68,6 +68,17 @@ fn plan(config: &Config) -> Result<Vec<Planned<'_>>, Vec<String>> {
     problems.extend(credentials::refused_env(&config.spec.all_env()));
     problems.extend(config.spec.restic.iter().flat_map(|o| o.problems()));
     problems.extend(config.spec.hooks.iter().flat_map(|h| h.problems("")));
+    let drills = config.spec.drill.iter().map(|d| ("drill".to_owned(), d));
+    let selector_drills =
+        config.spec.selectors.iter().enumerate().filter_map(|(i, s)| Some((format!("selectors[{i}].drill"), s.drill.as_ref()?)));
+    for (at, drill) in drills.chain(selector_drills) {
+        if let Err(e) = drill.schedule.parse::<Schedule>() {
+            problems.push(format!("{at}.schedule: {e}"));
+        }
+        if drill.command.first().is_some_and(|c| c.is_empty()) {
+            problems.push(format!("{at}.command: the program (its first argument) is empty"));
+        }
+    }
     for (index, selector) in config.spec.selectors.iter().enumerate() {
         problems.extend(selector.hooks.iter().flat_map(|h| h.problems(&format!("selectors[{index}]."))));
     }
@@ -298,12 +309,70 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Config>>, ctx: Arc<Context>) 
     };
     set_condition(&mut status.conditions, "RepositoriesReady", all_ready.into(), reason, &message, generation, now);
     set_condition(&mut status.conditions, "Ready", all_ready.into(), reason, message, generation, now);
+    if let Some(at) = schedule_drills(&ctx, config, &backupable, &previous, &mut status, now).await {
+        wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
+    }
     patch_status(&api, config, &status).await?;
 
     let wait = wake_at.map_or(ctx.settings.repository_check_interval, |at| {
         Duration::from_secs_f64((at.as_millisecond() - Timestamp::now().as_millisecond()).max(1000) as f64 / 1000.0)
     });
     Ok(Action::requeue(wait))
+}
+
+/// Turns each due slot of each drill schedule (the Config's and its selectors') into one drill Task
+/// per PVC whose policy has that schedule, named after the slot so a retry finds it. Returns when
+/// the next slot is due. A PVC whose Task cannot be made is told so and never stops the others.
+async fn schedule_drills(
+    ctx: &Context,
+    config: &Config,
+    pvcs: &[&PersistentVolumeClaim],
+    previous: &ConfigStatus,
+    status: &mut ConfigStatus,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let mut groups: std::collections::BTreeMap<String, Vec<&PersistentVolumeClaim>> = Default::default();
+    for pvc in pvcs {
+        if let Some(drill) = config.spec.policy(&pvc.namespace().unwrap_or_default(), pvc.labels()).drill {
+            groups.entry(drill.schedule).or_default().push(pvc);
+        }
+    }
+    let mut wake: Option<Timestamp> = None;
+    for (text, members) in groups {
+        let Ok(schedule) = text.parse::<Schedule>() else { continue }; // said by `plan`
+        let before = previous.drills.iter().find(|d| d.schedule == text);
+        // A new schedule starts counting now: applying it does not drill everything at once.
+        let last = before.and_then(|d| d.last_slot.clone()).map_or(now, |t| t.0);
+        let mut state = DrillSchedule { schedule: text.clone(), last_slot: Some(Time(last)), next_drill: None };
+        if let Some(slot) = schedule.latest_due(last, now) {
+            let mut passing = false;
+            for pvc in &members {
+                let slot_text = jiff::fmt::strtime::format("%Y%m%d-%H%M", slot).unwrap_or_default();
+                let name = naming::bounded_name(&["drill", &pvc.name_any(), &slot_text]);
+                match submit::create(ctx, &submit::drill(config, pvc, &name, slot)).await {
+                    Ok(_) => {}
+                    Err(e) if submit::is_refused(&e) => {
+                        let message = format!("restore drill not created: {e}");
+                        ctx.event(&pvc.object_ref(&()), EventType::Warning, "DrillNotScheduled", "Drill", message).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(pvc = %pvc.name_any(), error = %e, "drill Task not created; the slot is tried again");
+                        passing = true;
+                    }
+                }
+            }
+            if !passing {
+                state.last_slot = Some(Time(slot));
+            }
+        }
+        let next = schedule.next_after(state.last_slot.clone().map_or(now, |t| t.0).max(now));
+        state.next_drill = next.map(Time);
+        if let Some(next) = next {
+            wake = Some(wake.map_or(next, |w| w.min(next)));
+        }
+        status.drills.push(state);
+    }
+    wake
 }
 
 /// One repository a Config's PVCs use: a repository without placeholders (every PVC), or one

@@ -21,7 +21,7 @@ pub fn task_labels(pvc: &str, type_: TaskType, config: &Config) -> BTreeMap<Stri
     BTreeMap::from([
         (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
         (PVC_LABEL.to_owned(), naming::label_value(pvc)),
-        (TYPE_LABEL.to_owned(), if type_ == TaskType::Backup { "backup" } else { "restore" }.to_owned()),
+        (TYPE_LABEL.to_owned(), type_.as_str().to_owned()),
         (CONFIG_LABEL.to_owned(), naming::label_value(&config.name_any())),
     ])
 }
@@ -101,6 +101,24 @@ pub fn restore(config: &Config, pvc: &PersistentVolumeClaim, name: &str, request
         restore_mode: Some(request.mode),
         scheduled_for: None,
         latest_as_of,
+    };
+    beside(name, spec, pvc, config)
+}
+
+/// A restore drill of `pvc` for a schedule slot: its newest snapshot (as of the slot) restored
+/// into a scratch volume and checked; the PVC itself is not touched.
+pub fn drill(config: &Config, pvc: &PersistentVolumeClaim, name: &str, slot: Timestamp) -> Task {
+    let spec = TaskSpec {
+        type_: TaskType::Drill,
+        trigger: TaskTrigger::Scheduled,
+        pvc_name: pvc.name_any(),
+        config_ref: config_ref(config),
+        repository: None,
+        host: snapshot_host(&pvc.namespace().unwrap_or_default(), &pvc.name_any()),
+        name: None,
+        restore_mode: None,
+        scheduled_for: Some(Time(slot)),
+        latest_as_of: Some(Time(slot)),
     };
     beside(name, spec, pvc, config)
 }

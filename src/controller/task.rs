@@ -78,7 +78,7 @@ async fn resolve(task: &Task, ctx: &Context) -> Result<Result<Resolved, String>,
     // The repositories this Task's snapshots live in: its PVC's own, or for a restore those of
     // the PVC whose host it reads (same namespace; anything else is refused in `not_allowed`).
     let source = match task.spec.type_ {
-        TaskType::Backup => task.spec.pvc_name.as_str(),
+        TaskType::Backup | TaskType::Drill => task.spec.pvc_name.as_str(),
         TaskType::Restore => super::restore::source_pvc(&namespace, &task.spec.host, &task.spec.pvc_name),
     };
     let policy = config.spec.policy(&namespace, pvc.labels());
@@ -100,6 +100,13 @@ async fn not_allowed(task: &Task, resolved: &Resolved, ctx: &Context) -> Result<
         TaskType::Backup if task.spec.host != own_host => {
             Ok(Some(format!("a backup of {namespace}/{} is stored under its own host {own_host}", task.spec.pvc_name)))
         }
+        TaskType::Drill if task.spec.host != own_host => {
+            Ok(Some(format!("a drill of {namespace}/{} reads its own host {own_host}", task.spec.pvc_name)))
+        }
+        TaskType::Drill if resolved.policy.drill.is_none() => Ok(Some(format!(
+            "no drill is configured for PVC {namespace}/{} (drill on its Config or selector)",
+            task.spec.pvc_name
+        ))),
         TaskType::Restore => {
             let crosses = super::restore::crosses_namespace(ctx, &namespace, &task.spec.host).await?;
             Ok(super::restore::cross_namespace_refusal(&resolved.written, &task.spec.host, crosses))
@@ -161,20 +168,17 @@ async fn start(task: &Task, ctx: &Context) -> Result<Action, Error> {
                 }
                 return wait(task, ctx, &message).await;
             }
-            match (&status.repository, &status.snapshot_id) {
-                (Some(target), Some(_)) => target.clone(),
-                _ => match resolve_snapshot(task, ctx, &resolved.config).await? {
-                    Ok((target, snapshot_id)) => {
-                        status.short_snapshot_id = Some(restic::short_id(&snapshot_id));
-                        status.snapshot_id = Some(snapshot_id);
-                        status.repository = Some(target.clone());
-                        target
-                    }
-                    Err(Unresolved::Wait(message)) => return wait(task, ctx, &message).await,
-                    Err(Unresolved::Fail(reason, message)) => return fail(task, ctx, reason, &message).await,
-                },
+            match resolved_snapshot(task, ctx, &resolved.config, &mut status).await? {
+                Ok(target) => target,
+                Err(action) => return Ok(action),
             }
         }
+        // A drill reads the repository and writes only its scratch volume: whoever uses the PVC
+        // goes on undisturbed.
+        TaskType::Drill => match resolved_snapshot(task, ctx, &resolved.config, &mut status).await? {
+            Ok(target) => target,
+            Err(action) => return Ok(action),
+        },
     };
     let Some(repository) = resolved.config.spec.repository(&target).cloned() else {
         return fail(task, ctx, "NoRepository", &format!("Config has no repository {target}")).await;
@@ -196,7 +200,9 @@ async fn start(task: &Task, ctx: &Context) -> Result<Action, Error> {
         if !active {
             continue;
         }
-        if other.namespace() == task.namespace() && other.spec.pvc_name == task.spec.pvc_name {
+        // A drill never touches its PVC: it neither waits for the PVC's other Tasks nor holds them up.
+        let drill = task.spec.type_ == TaskType::Drill || other.spec.type_ == TaskType::Drill;
+        if other.namespace() == task.namespace() && other.spec.pvc_name == task.spec.pvc_name && !drill {
             busy_pvc = Some(other.name_any());
         }
         if other.status.as_ref().and_then(|s| s.repository.as_deref()).or(other.spec.repository.as_deref())
@@ -242,7 +248,7 @@ async fn start(task: &Task, ctx: &Context) -> Result<Action, Error> {
         }
     }
 
-    if resolved.policy.stop_pods {
+    if resolved.policy.stop_pods && task.spec.type_ != TaskType::Drill {
         let owners = super::quiesce::owners(ctx, &namespace, &task.spec.pvc_name).await?;
         if !owners.unmanaged.is_empty() {
             let message =
@@ -330,7 +336,17 @@ async fn launch(
     jobs::delete_if_present(&Api::<Secret>::namespaced(ctx.client.clone(), &namespace), &legacy, &DeleteParams::default())
         .await?;
 
-    let node = node_using(ctx, &namespace, &resolved.pvc).await?;
+    let drill = resolved.policy.drill.clone().filter(|_| task.spec.type_ == TaskType::Drill);
+    let node = match &drill {
+        // Its scratch volume is new; the PVC's node does not matter.
+        Some(drill) => {
+            if let Err(message) = scratch_claim(task, ctx, &resolved.pvc, drill, &mut status).await? {
+                return fail_with(task, ctx, status, "DrillNotStarted", &message).await;
+            }
+            None
+        }
+        None => node_using(ctx, &namespace, &resolved.pvc).await?,
+    };
     let now = Timestamp::now();
     let attempt = status.attempts.unwrap_or(0).max(0) as u32;
     let administrators = ctx.settings.cluster_wide.contains(resolved.config.metadata.namespace.as_deref().unwrap_or_default());
@@ -345,6 +361,7 @@ async fn launch(
         run_as: resolved.config.spec.run_jobs_as,
         settings: &settings,
         options: &resolved.config.spec.restic_options(repository),
+        drill_command: drill.as_ref().map_or(&[], |d| d.command.as_slice()),
     };
     let job = job::build(task, &inputs).ok_or(Error::MissingField("uid"))?;
     let job_name = job.metadata.name.clone().ok_or(Error::MissingField("job name"))?;
@@ -709,11 +726,93 @@ async fn complete(task: &Task, ctx: &Context, output: &str) -> Result<Action, Er
         status.duration_seconds = Some(summary.total_duration);
         status.size = Some(human_bytes(summary.total_bytes_processed));
     }
+    if task.spec.type_ == TaskType::Drill {
+        let mut report = status.drill.clone().unwrap_or_default();
+        crate::drill::read(output, &mut report);
+        let snapshot = status.short_snapshot_id.clone().unwrap_or_default();
+        let verdict = crate::drill::verdict(&report, &snapshot);
+        status.drill = Some(report);
+        status.bytes_processed = status.drill.as_ref().and_then(|d| d.restored_bytes);
+        status.size = status.bytes_processed.map(|b| human_bytes(b.max(0) as u64));
+        match verdict {
+            Ok(summary) => status.message = Some(summary),
+            Err((reason, message)) => return fail_with(task, ctx, status, reason, &message).await,
+        }
+    }
     finish(task, ctx, status, TaskPhase::Completed, "Completed", now).await
 }
 
 async fn fail(task: &Task, ctx: &Context, reason: &str, message: &str) -> Result<Action, Error> {
     fail_with(task, ctx, task.status.clone().unwrap_or_default(), reason, message).await
+}
+
+/// The repository and snapshot a restore or drill reads, resolved once and kept in `status`; the
+/// Err is what the Task does meanwhile (it waits, or it failed).
+async fn resolved_snapshot(
+    task: &Task,
+    ctx: &Context,
+    config: &Config,
+    status: &mut TaskStatus,
+) -> Result<Result<String, Action>, Error> {
+    if let (Some(target), Some(_)) = (&status.repository, &status.snapshot_id) {
+        return Ok(Ok(target.clone()));
+    }
+    match resolve_snapshot(task, ctx, config).await? {
+        Ok((target, snapshot_id)) => {
+            status.short_snapshot_id = Some(restic::short_id(&snapshot_id));
+            status.snapshot_id = Some(snapshot_id);
+            status.repository = Some(target.clone());
+            Ok(Ok(target))
+        }
+        Err(Unresolved::Wait(message)) => wait(task, ctx, &message).await.map(Err),
+        Err(Unresolved::Fail(reason, message)) => fail(task, ctx, reason, &message).await.map(Err),
+    }
+}
+
+/// Makes a drill's scratch PVC (owned by the Task, so it goes with it at the latest): the PVC's
+/// size, access modes and volume mode, the drill's StorageClass or the PVC's. The inner error is
+/// why it cannot be made, in words.
+async fn scratch_claim(
+    task: &Task,
+    ctx: &Context,
+    pvc: &PersistentVolumeClaim,
+    drill: &crate::api::Drill,
+    status: &mut TaskStatus,
+) -> Result<Result<(), String>, Error> {
+    let namespace = task.namespace().unwrap_or_default();
+    let name = job::drill_claim(&task.name_any());
+    let source = pvc.spec.clone().unwrap_or_default();
+    let owner = task.controller_owner_ref(&()).ok_or(Error::MissingField("uid"))?;
+    let claim = PersistentVolumeClaim {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.clone()),
+            labels: Some(std::collections::BTreeMap::from([
+                (job::MANAGED_BY_LABEL.to_owned(), job::MANAGED_BY.to_owned()),
+                (job::TASK_LABEL.to_owned(), task.name_any()),
+            ])),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        spec: Some(k8s_openapi::api::core::v1::PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            resources: source.resources.clone(),
+            storage_class_name: drill.storage_class_name.clone().or(source.storage_class_name.clone()),
+            volume_mode: source.volume_mode.clone(),
+            ..Default::default()
+        }),
+        status: None,
+    };
+    if source.volume_mode.as_deref() == Some("Block") {
+        return Ok(Err("the PVC is a raw block volume; a drill restores files into a filesystem volume".into()));
+    }
+    status.drill = Some(crate::api::DrillReport { claim: name.clone(), ..Default::default() });
+    match Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &namespace).create(&PostParams::default(), &claim).await {
+        Ok(_) => Ok(Ok(())),
+        Err(e) if super::submit::is_already_exists(&e) => Ok(Ok(())),
+        Err(e) if super::submit::is_refused(&e) => Ok(Err(format!("the cluster refused the scratch volume {name}: {e}"))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `fail` from a status this reconcile has changed but not yet written.
@@ -829,10 +928,18 @@ async fn finish(
     if let Some(start) = &status.start_time {
         status.duration = Some(human_duration(now.as_second() - start.0.as_second()));
     }
-    let kind = if task.spec.type_ == TaskType::Backup { "Backup" } else { "Restore" };
+    let kind = match task.spec.type_ {
+        TaskType::Backup => "Backup",
+        TaskType::Restore => "Restore",
+        TaskType::Drill => "Drill",
+    };
     let (event_type, event_reason, summary) = if phase == TaskPhase::Completed {
         let snapshot = status.short_snapshot_id.clone().unwrap_or_default();
-        let message = format!("{kind} completed: snapshot {snapshot} in {}", status.repository.clone().unwrap_or_default());
+        let mut message = format!("{kind} completed: snapshot {snapshot} in {}", status.repository.clone().unwrap_or_default());
+        if task.spec.type_ == TaskType::Drill {
+            // What the drill checked says more than where the snapshot came from.
+            message = format!("Drill passed: {}", status.message.clone().unwrap_or_default());
+        }
         status.message = Some(message.clone());
         (EventType::Normal, format!("{kind}Completed"), message)
     } else {
@@ -868,6 +975,11 @@ async fn finish(
         }
     }
     remove_job_pods(ctx, &namespace, task).await?;
+    if task.spec.type_ == TaskType::Drill {
+        // The scratch volume's work is done; its space goes back now, not when the Task goes.
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
+        jobs::delete_if_present(&claims, &job::drill_claim(&task.name_any()), &DeleteParams::background()).await?;
+    }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     jobs::delete_if_present(&secrets, &jobs::task_credentials_name(&task.name_any()), &DeleteParams::default()).await?;
     prune_history(task, ctx, &namespace).await?;
