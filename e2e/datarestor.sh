@@ -209,19 +209,20 @@ restore_state() { kubectl get pvc "$2" -n "$1" -o 'jsonpath={.metadata.annotatio
 # released NAMESPACE PVC: its restore state is Released (for wait_for).
 released() { [ "$(restore_state "$1" "$2")" = Released ]; }
 
-# apply_app NAMESPACE NAME CLAIM [REPLICAS] [ACCESS_MODE]: a claim, and a Deployment NAME (pods
-# labelled app=NAME) that mounts it at /data. app_on_claim also waits until the Deployment is ready.
+# apply_app NAMESPACE NAME CLAIM [REPLICAS] [ACCESS_MODE] [CLAIM_LABELS]: a claim (labelled with
+# CLAIM_LABELS, a YAML map such as `{tier: db}`), and a Deployment NAME (pods labelled app=NAME) that
+# mounts it at /data. app_on_claim also waits until the Deployment is ready.
 app_on_claim() {
   apply_app "$@"
   k wait --for=jsonpath='{.status.readyReplicas}'="${4:-1}" "deployment/$2" -n "$1" --timeout=90s >/dev/null
 }
 apply_app() {
-  local ns="$1" name="$2" claim="$3" replicas="${4:-1}" access="${5:-ReadWriteOnce}"
+  local ns="$1" name="$2" claim="$3" replicas="${4:-1}" access="${5:-ReadWriteOnce}" labels="${6:-{\}}"
   k get namespace "$ns" >/dev/null 2>&1 || k create namespace "$ns" >/dev/null
   kapply >/dev/null <<YAML
 apiVersion: v1
 kind: PersistentVolumeClaim
-metadata: {name: $claim, namespace: $ns}
+metadata: {name: $claim, namespace: $ns, labels: $labels}
 spec:
   accessModes: [$access]
   resources: {requests: {storage: 1Gi}}

@@ -26,27 +26,7 @@ YAML
 app() {
   local labels="{}"
   [ -z "$2" ] || labels="{tier: $2}"
-  k get namespace shop >/dev/null 2>&1 || k create namespace shop >/dev/null
-  kapply >/dev/null <<YAML
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {name: $1-data, namespace: shop, labels: $labels}
-spec:
-  accessModes: [ReadWriteOnce]
-  resources: {requests: {storage: 1Gi}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: $1, namespace: shop}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: $1}}
-  template:
-    metadata: {labels: {app: $1}}
-    spec:
-      containers: [{name: $1, $APP_CONTAINER, volumeMounts: [{name: data, mountPath: /data}]}]
-      volumes: [{name: data, persistentVolumeClaim: {claimName: $1-data}}]
-YAML
+  apply_app shop "$1" "$1-data" 1 ReadWriteOnce "$labels"
 }
 apps() { app db db; app cache cache; app web ""; }
 ready() { k wait --for=jsonpath='{.status.readyReplicas}'=1 "deployment/$1" -n shop --timeout="${2:-120}s" >/dev/null; }
