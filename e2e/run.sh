@@ -64,11 +64,11 @@ if [ "$E2E_CLUSTER" = real ]; then
   OPERATOR_IMAGE_TAG="e2e-$(sha256sum "$OPERATOR_BIN" | cut -c1-12)"
   bash "$E2E_DIR/cluster/images.sh" operator "$OPERATOR_BIN" "$OPERATOR_IMAGE_TAG" >&2 || { echo "e2e: the operator image did not build" >&2; exit 2; }
   HELM="$(bash "$E2E_DIR/cluster/install-helm.sh")" || { echo "e2e: helm is not available" >&2; exit 2; }
-  export OPERATOR_IMAGE_TAG OPERATOR_IMAGE_REPO HELM RESTIC_IMAGE_REF APP_IMAGE HOST_IP NODE_NAME CLUSTER_DIR
+  export OPERATOR_IMAGE_TAG OPERATOR_IMAGE_REPO HELM RESTIC_IMAGE_REF APP_IMAGE PG_IMAGE HOST_IP NODE_NAME CLUSTER_DIR
   export S3_HOST="$HOST_IP"
   export KUBECONFIG="$KUBECONFIG_ADMIN"
 else
-  export S3_HOST=127.0.0.1 APP_IMAGE=busybox
+  export S3_HOST=127.0.0.1 APP_IMAGE=busybox PG_IMAGE=postgres
 fi
 
 free_port() { python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$S3_HOST"; }

@@ -28,6 +28,8 @@ ETCD_PORT=23790
 # Images built here (no registry can be reached); pods use them with imagePullPolicy IfNotPresent.
 PAUSE_IMAGE="datarestor.test/pause:1"
 APP_IMAGE="datarestor.test/busybox:1"
+PG_MAJOR=15
+PG_IMAGE="datarestor.test/postgres:$PG_MAJOR"
 RESTIC_IMAGE_REF="datarestor.test/restic:$(restic version 2>/dev/null | awk '{print $2}')"
 OPERATOR_IMAGE_REPO="datarestor.test/datarestor-operator"
 

@@ -60,14 +60,35 @@ def build_layer(args):
     entries = {}  # dest -> (kind, payload)
     for d in ["/bin", "/etc", "/tmp", "/usr", "/usr/bin", "/usr/local", "/usr/local/bin", "/var", "/data", "/cache"]:
         entries[d] = ("dir", 0o1777 if d in ("/tmp",) else 0o755)
-    entries["/etc/passwd"] = ("bytes", b"root:x:0:0:root:/root:/bin/sh\nnonroot:x:65532:65532:nonroot:/tmp:/sbin/nologin\n")
-    entries["/etc/group"] = ("bytes", b"root:x:0:\nnonroot:x:65532:\n")
+    passwd = "root:x:0:0:root:/root:/bin/sh\nnonroot:x:65532:65532:nonroot:/tmp:/sbin/nologin\n"
+    group = "root:x:0:\nnonroot:x:65532:\n"
+    for entry in args.user_entry:
+        name, uid, gid = entry.split(":")
+        passwd += f"{name}:x:{uid}:{gid}:{name}:/tmp:/bin/sh\n"
+        group += f"{name}:x:{gid}:\n"
+    entries["/etc/passwd"] = ("bytes", passwd.encode())
+    entries["/etc/group"] = ("bytes", group.encode())
     if args.busybox:
         entries["/bin/busybox"] = ("file", args.busybox)
         applets = subprocess.run([args.busybox, "--list"], capture_output=True, text=True, check=True).stdout.split()
         for applet in applets:
             if applet != "busybox":
                 entries.setdefault(f"/bin/{applet}", ("symlink", "busybox"))
+    for spec in args.add_tree:
+        source, dest = spec.split(":", 1)
+        for root, dirs, files in os.walk(source):
+            for name in dirs + files:
+                path = os.path.join(root, name)
+                target = os.path.join(dest, os.path.relpath(path, source))
+                if os.path.islink(path):
+                    entries[target] = ("symlink", os.readlink(path))
+                elif os.path.isdir(path):
+                    entries[target] = ("dir", 0o755)
+                else:
+                    entries[target] = ("file", path)
+                    if args.with_libraries and name.endswith(".so"):
+                        for lib in shared_libraries(path):
+                            entries.setdefault(lib, ("file", os.path.realpath(lib)))
     for spec in args.add:
         source, dest = spec.split(":", 1)
         entries[dest] = ("file", source)
@@ -116,7 +137,9 @@ def main():
     parser.add_argument("--out", required=True, help="OCI archive to write")
     parser.add_argument("--busybox", help="a static busybox: /bin/sh and the usual tools")
     parser.add_argument("--add", action="append", default=[], help="SOURCE:DEST, a file to put into the image")
-    parser.add_argument("--with-libraries", action="store_true", help="also add the shared libraries each --add file loads")
+    parser.add_argument("--add-tree", action="append", default=[], help="SOURCE:DEST, a directory to put into the image whole")
+    parser.add_argument("--user-entry", action="append", default=[], help="NAME:UID:GID, one more user (and group) in /etc/passwd")
+    parser.add_argument("--with-libraries", action="store_true", help="also add the shared libraries each --add file (and each .so of a tree) loads")
     parser.add_argument("--entrypoint", nargs="*", default=[])
     parser.add_argument("--cmd", nargs="*", default=[])
     parser.add_argument("--user", default="")
