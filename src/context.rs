@@ -25,6 +25,8 @@ pub struct Settings {
     pub job_start_timeout: Duration,
     /// Whether backup hooks run (`--hooks`).
     pub hooks_enabled: bool,
+    /// restic settings where neither a repository nor its Config says (`--restic-*` flags).
+    pub restic_defaults: crate::api::ResticOptions,
     /// Namespaces whose Configs may protect PVCs of other namespaces.
     pub cluster_wide: crate::api::ClusterWide,
 }
@@ -45,6 +47,17 @@ pub struct Context {
     pub listings: crate::repository::ListingCache,
     pub metrics: crate::metrics::Metrics,
     pub readiness: crate::health::Readiness,
+}
+
+impl Settings {
+    /// A repository's restic settings: its own, then its Config's, then the operator's defaults.
+    pub fn restic_options(
+        &self,
+        spec: &crate::api::ConfigSpec,
+        repository: &crate::api::Repository,
+    ) -> crate::api::ResticOptions {
+        self.restic_defaults.overlaid(Some(&spec.restic_options(repository)))
+    }
 }
 
 impl Context {

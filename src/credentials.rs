@@ -103,8 +103,14 @@ impl fmt::Debug for ResolvedEnv {
     }
 }
 
-/// Resolves the shared and repository environment (the repository's own entries win).
-pub fn resolve(spec: &ConfigSpec, repository: &Repository, source: &dyn ValueSource) -> Result<ResolvedEnv, EnvError> {
+/// Resolves the shared and repository environment (the repository's own entries win), with the
+/// variables of the repository's restic settings `options` over them.
+pub fn resolve(
+    spec: &ConfigSpec,
+    repository: &Repository,
+    options: &crate::api::ResticOptions,
+    source: &dyn ValueSource,
+) -> Result<ResolvedEnv, EnvError> {
     let mut resolved = BTreeMap::new();
     for var in spec.effective_env(repository) {
         if let Some(value) = resolve_var(&var, source)? {
@@ -112,7 +118,7 @@ pub fn resolve(spec: &ConfigSpec, repository: &Repository, source: &dyn ValueSou
         }
     }
     // The restic settings' variables win over env entries of the same name.
-    for (name, value) in spec.restic_options(repository).env() {
+    for (name, value) in options.env() {
         resolved.insert(name.to_owned(), value);
     }
     // Jobs read the repository from here, not from their arguments: a target may carry credentials.
@@ -226,7 +232,7 @@ mod tests {
                 {"name": "OPTIONAL", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "k", "optional": true}}}
             ]),
         );
-        let env = resolve(&config.spec, &config.spec.repositories[0], &Fixed).unwrap();
+        let env = resolve(&config.spec, &config.spec.repositories[0], &Default::default(), &Fixed).unwrap();
         let expected: BTreeMap<String, String> = [
             ("AWS_ACCESS_KEY_ID", "repo-id"),
             ("AWS_SECRET_ACCESS_KEY", "s3cr3t-value"),
@@ -258,7 +264,7 @@ mod tests {
         ];
         for (value_from, expected) in cases {
             let config = config(serde_json::json!([]), serde_json::json!([{"name": "X", "valueFrom": value_from}]));
-            let error = resolve(&config.spec, &config.spec.repositories[0], &Fixed).unwrap_err().to_string();
+            let error = resolve(&config.spec, &config.spec.repositories[0], &Default::default(), &Fixed).unwrap_err().to_string();
             assert!(error.contains(expected), "{error}");
         }
     }
@@ -267,7 +273,7 @@ mod tests {
     fn secret_is_labelled_and_named_per_repository() {
         let config = config(serde_json::json!([]), serde_json::json!([{"name": "RESTIC_PASSWORD", "value": "pw"}]));
         let repo = &config.spec.repositories[0];
-        let env = resolve(&config.spec, repo, &Fixed).unwrap();
+        let env = resolve(&config.spec, repo, &Default::default(), &Fixed).unwrap();
         let secret = secret(&config, repo, "shop", &env);
         let name = secret.metadata.name.clone().unwrap();
         assert!(name.starts_with("datarestor-my-backup-config-") && name.len() <= 63, "{name}");

@@ -100,6 +100,26 @@ enum Command {
         /// needs no pods/exec permission.
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "DATARESTOR_HOOKS")]
         hooks: bool,
+        /// restic compression where neither a repository nor its Config sets `restic.compression`:
+        /// Auto, None or Max.
+        #[arg(long, value_parser = ["Auto", "None", "Max"], env = "DATARESTOR_RESTIC_COMPRESSION")]
+        restic_compression: Option<String>,
+        /// restic pack size in MiB where no Config says (`restic.packSizeMib`).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(4..=128), env = "DATARESTOR_RESTIC_PACK_SIZE_MIB")]
+        restic_pack_size_mib: Option<u32>,
+        /// Files restic reads at once where no Config says (`restic.readConcurrency`).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64), env = "DATARESTOR_RESTIC_READ_CONCURRENCY")]
+        restic_read_concurrency: Option<u32>,
+        /// Upload limit of every restic Job in KiB/s where no Config says (`restic.limitUploadKib`).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..), env = "DATARESTOR_RESTIC_LIMIT_UPLOAD_KIB")]
+        restic_limit_upload_kib: Option<u32>,
+        /// Download limit in KiB/s where no Config says (`restic.limitDownloadKib`).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..), env = "DATARESTOR_RESTIC_LIMIT_DOWNLOAD_KIB")]
+        restic_limit_download_kib: Option<u32>,
+        /// Size limit of each Job's restic cache (an emptyDir), e.g. 2Gi, where no Config says
+        /// (`restic.cacheSizeLimit`).
+        #[arg(long, env = "DATARESTOR_JOB_CACHE_SIZE_LIMIT")]
+        job_cache_size_limit: Option<String>,
         /// activeDeadlineSeconds of restic Jobs.
         #[arg(long, default_value_t = 6 * 3600, env = "DATARESTOR_JOB_DEADLINE_SECONDS")]
         job_deadline_seconds: i64,
@@ -262,6 +282,12 @@ async fn main() -> anyhow::Result<()> {
             webhook_failure_policy,
             job_start_timeout_seconds,
             hooks,
+            restic_compression,
+            restic_pack_size_mib,
+            restic_read_concurrency,
+            restic_limit_upload_kib,
+            restic_limit_download_kib,
+            job_cache_size_limit,
             cluster_wide_namespaces,
             watch_namespaces,
             webhook_listen,
@@ -297,6 +323,15 @@ async fn main() -> anyhow::Result<()> {
                     retry_interval: Duration::from_secs(retry_seconds),
                     job_start_timeout: Duration::from_secs(job_start_timeout_seconds),
                     hooks_enabled: hooks,
+                    restic_defaults: datarestor_operator::api::ResticOptions {
+                        compression: restic_compression.and_then(|c| serde_json::from_value(serde_json::Value::String(c)).ok()),
+                        pack_size_mib: restic_pack_size_mib,
+                        read_concurrency: restic_read_concurrency,
+                        limit_upload_kib: restic_limit_upload_kib,
+                        limit_download_kib: restic_limit_download_kib,
+                        cache_size_limit: job_cache_size_limit.map(k8s_openapi::apimachinery::pkg::api::resource::Quantity),
+                        ..Default::default()
+                    },
                     cluster_wide: {
                         let mut namespaces = cluster_wide_namespaces;
                         namespaces.extend(std::env::var("POD_NAMESPACE").ok());

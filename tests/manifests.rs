@@ -183,6 +183,10 @@ fn helm_chart_sets_every_option() {
         "--restic-image=registry.example/restic:0.18.1",
         "--max-restic-processes=8",
         "--hooks=false",
+        "--restic-compression=Max",
+        "--restic-pack-size-mib=32",
+        "--restic-limit-upload-kib=10240",
+        "--job-cache-size-limit=2Gi",
         "--retry-seconds=5",
     ] {
         assert!(args.contains(&expected), "{expected} missing from {args:?}");

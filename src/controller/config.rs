@@ -606,7 +606,7 @@ impl Work<'_> {
                 config.spec.jobs.as_ref(),
                 ctx.settings.cluster_wide.contains(config.metadata.namespace.as_deref().unwrap_or_default()),
             ),
-            options: &config.spec.restic_options(repository),
+            options: &ctx.settings.restic_options(&config.spec, repository),
         });
         match Api::<Job>::namespaced(ctx.client.clone(), &namespace).create(&PostParams::default(), &job).await {
             Ok(_) => Ok(Ok(name)),
@@ -795,16 +795,17 @@ async fn check_repository(
         ..Default::default()
     });
     status.priority = repository.priority;
-    let env = match credentials::resolve(&config.spec, repository, sources) {
-        Ok(env) => env,
-        Err(e) => {
-            status.ready = false;
-            status.reason = "CredentialsMissing".into();
-            status.message = e.to_string();
-            status.last_check_time = Some(Time(now));
-            return (status, None);
-        }
-    };
+    let env =
+        match credentials::resolve(&config.spec, repository, &ctx.settings.restic_options(&config.spec, repository), sources) {
+            Ok(env) => env,
+            Err(e) => {
+                status.ready = false;
+                status.reason = "CredentialsMissing".into();
+                status.message = e.to_string();
+                status.last_check_time = Some(Time(now));
+                return (status, None);
+            }
+        };
     // Ready repositories are checked every check interval, unready ones every retry interval;
     // a status update alone (which triggers a reconcile) does not cause another check.
     let interval = if status.ready { ctx.settings.repository_check_interval } else { ctx.settings.retry_interval };

@@ -161,7 +161,10 @@ pub async fn listings(
         let sources = &sources;
         let checked = health.iter().find(|r| r.target == repository.shown()).cloned();
         async move {
-            let listing = match (checked, credentials::resolve(&config.spec, repository, sources)) {
+            let listing = match (
+                checked,
+                credentials::resolve(&config.spec, repository, &ctx.settings.restic_options(&config.spec, repository), sources),
+            ) {
                 (None, _) => Err("not checked yet".to_owned()),
                 (Some(status), _) if !status.ready => Err(format!("{}: {}", status.reason, status.message)),
                 (_, Err(e)) => Err(e.to_string()),

@@ -318,7 +318,12 @@ async fn launch(
         Ok(sources) => sources,
         Err(e) => return not_launched(task, ctx, &status, "the repository's credentials", e).await,
     };
-    let env = match credentials::resolve(&resolved.config.spec, repository, &sources) {
+    let env = match credentials::resolve(
+        &resolved.config.spec,
+        repository,
+        &ctx.settings.restic_options(&resolved.config.spec, repository),
+        &sources,
+    ) {
         Ok(env) => env,
         Err(e) => return fail(task, ctx, "CredentialsMissing", &e.to_string()).await,
     };
@@ -360,7 +365,7 @@ async fn launch(
         attempt,
         run_as: resolved.config.spec.run_jobs_as,
         settings: &settings,
-        options: &resolved.config.spec.restic_options(repository),
+        options: &ctx.settings.restic_options(&resolved.config.spec, repository),
         drill_command: drill.as_ref().map_or(&[], |d| d.command.as_slice()),
     };
     let job = job::build(task, &inputs).ok_or(Error::MissingField("uid"))?;
@@ -680,7 +685,12 @@ async fn retry_after_unlock(task: &Task, ctx: &Context, job_name: &str) -> Resul
     let sources = ctx
         .fetch_env_sources(&resolved.config.namespace().unwrap_or_default(), &resolved.config.spec.effective_env(repository))
         .await?;
-    let env = match credentials::resolve(&resolved.config.spec, repository, &sources) {
+    let env = match credentials::resolve(
+        &resolved.config.spec,
+        repository,
+        &ctx.settings.restic_options(&resolved.config.spec, repository),
+        &sources,
+    ) {
         Ok(env) => env,
         Err(e) => return fail(task, ctx, "CredentialsMissing", &e.to_string()).await,
     };
