@@ -77,7 +77,7 @@ deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name"
       "spec": {"terminationGracePeriodSeconds": 20, "containers": [{"name": "postgres", "image": image, "imagePullPolicy": "IfNotPresent",
         "command": ["sh", "-c", start], "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
         "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": f"{name}-data"}}]}}}}
-print(json.dumps(claim) + "\n---\n" + json.dumps(deployment))
+print(json.dumps({"apiVersion": "v1", "kind": "List", "items": [claim, deployment]}))
 PY
   k apply -f "$SCENARIO_DIR/$name.json" >/dev/null
 }

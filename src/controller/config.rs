@@ -6,7 +6,7 @@ use super::{jobs, request, restore, retry_soon, submit, Error};
 use crate::annotation;
 use crate::api::{
     set_condition, snapshot_host, ConditionStatus, Config, ConfigStatus, DrillSchedule, IntegrityCheck, IntegrityCheckResult,
-    Repository, RepositoryStatus, TaskTrigger, MANUAL_BACKUP_ANNOTATION, MANUAL_RESTORE_ANNOTATION,
+    Repository, RepositoryStatus, TaskPhase, TaskTrigger, TaskType, MANUAL_BACKUP_ANNOTATION, MANUAL_RESTORE_ANNOTATION,
 };
 use crate::context::Context;
 use crate::credentials::{self, ResolvedEnv};
@@ -346,7 +346,7 @@ async fn schedule_drills(
         let mut state = DrillSchedule { schedule: text.clone(), last_slot: Some(Time(last)), next_drill: None };
         if let Some(slot) = schedule.latest_due(last, now) {
             let mut passing = false;
-            for pvc in &members {
+            for pvc in members.iter().filter(|pvc| has_snapshot(ctx, pvc)) {
                 let slot_text = jiff::fmt::strtime::format("%Y%m%d-%H%M", slot).unwrap_or_default();
                 let name = naming::bounded_name(&["drill", &pvc.name_any(), &slot_text]);
                 match submit::create(ctx, &submit::drill(config, pvc, &name, slot)).await {
@@ -373,6 +373,19 @@ async fn schedule_drills(
         status.drills.push(state);
     }
     wake
+}
+
+/// Whether a PVC has a snapshot to drill: a backup or restore of it completed with one. A PVC not
+/// yet backed up is left out of a drill slot rather than failing a drill it could not pass.
+fn has_snapshot(ctx: &Context, pvc: &PersistentVolumeClaim) -> bool {
+    let namespace = pvc.namespace();
+    let name = pvc.name_any();
+    ctx.tasks.state().iter().filter_map(|guard| guard.0.as_ref().ok()).any(|task| {
+        task.namespace() == namespace
+            && task.spec.pvc_name == name
+            && matches!(task.spec.type_, TaskType::Backup | TaskType::Restore)
+            && task.status.as_ref().is_some_and(|s| s.phase == Some(TaskPhase::Completed) && s.snapshot_id.is_some())
+    })
 }
 
 /// One repository a Config's PVCs use: a repository without placeholders (every PVC), or one
