@@ -289,9 +289,10 @@ pub fn build(task: &Task, inputs: &JobInputs<'_>) -> Option<Job> {
 /// What a repository-maintenance Job does.
 #[derive(Clone, Copy, Debug)]
 pub enum Maintenance<'a> {
-    /// Retention: forget by `policy` (the repository's `forgetArgs`) among `hosts` (the snapshot
-    /// hosts of the PVCs the Config selects; nobody else's snapshots are touched), then prune.
-    Forget { hosts: &'a [String], policy: &'a [String] },
+    /// Retention: forget by each group's policy among its hosts (the snapshot hosts of the PVCs
+    /// the Config selects; nobody else's snapshots are touched), then prune with `tuning` (from the
+    /// repository's `forgetArgs`).
+    Forget { groups: &'a [restic::ForgetGroup], tuning: &'a [String] },
     /// Integrity: `restic check`, re-reading `read_data_subset` of the data when given.
     Check { read_data_subset: Option<&'a str> },
 }
@@ -325,12 +326,33 @@ pub struct MaintenanceInputs<'a> {
     pub options: &'a ResticOptions,
 }
 
+/// Between two restic commands in a maintenance Job's arguments.
+const COMMAND_SEPARATOR: &str = ";";
+
 /// Clears stale locks (a killed restic leaves one, and forget would fail on it; `unlock` never
-/// removes a live lock), then runs restic with the arguments given. The repository comes from
+/// removes a live lock), then runs restic with each command's arguments (commands end at a lone
+/// `;`), stopping at the first that fails, with its exit code. The arguments are only ever
+/// referenced (`"${3}"`), never pasted into the script. The repository comes from
 /// `RESTIC_REPOSITORY`, like every Job's.
 const RETENTION_SCRIPT: &str = r#"set -u
 restic unlock --cache-dir /cache ${RESTIC_CACERT:+--cacert "$RESTIC_CACERT"} >&2 || true
-exec restic "$@"
+while [ $# -gt 0 ]; do
+  n=0
+  for a in "$@"; do
+    [ "$a" = ";" ] && break
+    n=$((n + 1))
+  done
+  refs=""
+  i=1
+  while [ $i -le $n ]; do
+    refs="$refs \"\${$i}\""
+    i=$((i + 1))
+  done
+  eval "restic $refs" || exit $?
+  shift $n
+  if [ $# -gt 0 ]; then shift; fi
+done
+exit 0
 "#;
 
 /// The Job that maintains a repository: applies its retention policy and prunes (printing
@@ -339,14 +361,20 @@ exec restic "$@"
 /// `restricted`).
 pub fn build_maintenance(inputs: &MaintenanceInputs<'_>) -> Job {
     let kind = inputs.work.kind();
-    let mut args = vec![format!("datarestor-{kind}")];
-    args.extend(restic::job_args(&match inputs.work {
-        Maintenance::Forget { hosts, policy } => restic::Command::Forget { hosts, policy },
-        Maintenance::Check { read_data_subset } => restic::Command::Check { read_data_subset },
-    }));
-    args.extend(inputs.options.global_args());
+    let commands = match inputs.work {
+        Maintenance::Forget { groups, tuning } => restic::retention_job_args(groups, tuning),
+        Maintenance::Check { read_data_subset } => vec![restic::job_args(&restic::Command::Check { read_data_subset })],
+    };
     let runtime = restic_runtime(inputs.credentials_secret, inputs.credential_keys, inputs.options);
-    args.extend(runtime.args.iter().cloned());
+    let mut args = vec![format!("datarestor-{kind}")];
+    for (i, command) in commands.into_iter().enumerate() {
+        if i > 0 {
+            args.push(COMMAND_SEPARATOR.to_owned());
+        }
+        args.extend(command);
+        args.extend(inputs.options.global_args());
+        args.extend(runtime.args.iter().cloned());
+    }
     let labels = BTreeMap::from([
         (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
         (CONFIG_LABEL.to_owned(), crate::naming::label_value(inputs.config_name)),

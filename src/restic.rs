@@ -32,8 +32,11 @@ pub enum Command<'a> {
     Backup { host: &'a str, name: Option<&'a str>, namespace: &'a str, pvc: &'a str },
     /// Restore a resolved snapshot; its `/data` lands at `<target>/data`.
     Restore { snapshot_id: &'a str, target: &'a str },
-    /// Apply a retention policy to this operator's snapshots (path `/data`) and prune.
-    Forget { hosts: &'a [String], policy: &'a [String] },
+    /// Apply a retention policy to this operator's snapshots (path `/data`) of `hosts`, and prune
+    /// when it removed any if `prune`.
+    Forget { hosts: &'a [String], policy: &'a [String], prune: bool },
+    /// Remove the data no snapshot uses any more, with prune's `tuning` from `forgetArgs`.
+    Prune { tuning: &'a [String] },
     /// Remove stale locks only (never `--remove-all`: live locks belong to running operations).
     Unlock,
     /// Verify the repository's structure, and re-read a part of its data when asked
@@ -90,13 +93,21 @@ pub fn args(repository: &str, command: &Command<'_>) -> Vec<String> {
             push(&["--tag", &format!("{NAMESPACE_TAG}={namespace}"), "--tag", &format!("{PVC_TAG}={pvc}")]);
         }
         Command::Restore { snapshot_id, target } => push(&["restore", snapshot_id, "--target", target]),
-        Command::Forget { hosts, policy } => {
+        Command::Forget { hosts, policy, prune } => {
             // --json: what was kept and removed is read back from forget's own answer.
-            push(&["forget", "--json", "--prune", "--path", DATA_PATH]);
+            push(&["forget", "--json"]);
+            if *prune {
+                push(&["--prune"]);
+            }
+            push(&["--path", DATA_PATH]);
             for host in hosts.iter() {
                 push(&["--host", host]);
             }
             push(&policy.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        Command::Prune { tuning } => {
+            push(&["prune"]);
+            push(&tuning.iter().map(String::as_str).collect::<Vec<_>>());
         }
         Command::Unlock => push(&["unlock"]),
         Command::Check { read_data_subset } => {
@@ -142,9 +153,63 @@ const FORGET_POLICY_FLAGS: &[&str] = &[
 /// Flags among them that take no value.
 const FORGET_SWITCHES: &[&str] = &["--repack-cacheable-only", "--repack-small", "--repack-uncompressed"];
 
+/// Of them, prune's tuning: it applies to the repository, not to one PVC's snapshots.
+const PRUNE_TUNING_FLAGS: &[&str] = &["--max-unused", "--max-repack-size"];
+
+/// Snapshot hosts that share one retention policy (a selector may set its own `forgetArgs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForgetGroup {
+    /// The retention policy alone (`--keep-...`, `--group-by`), without prune's tuning.
+    pub policy: Vec<String>,
+    pub hosts: Vec<String>,
+}
+
+/// `forgetArgs` split into the retention policy and prune's tuning (checked arguments: each flag
+/// with its value).
+pub fn split_forget_args(args: &[String]) -> (Vec<String>, Vec<String>) {
+    let (mut policy, mut tuning) = (Vec::new(), Vec::new());
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        let flag = arg.split_once('=').map_or(arg.as_str(), |(flag, _)| flag);
+        let to = if PRUNE_TUNING_FLAGS.contains(&flag) || FORGET_SWITCHES.contains(&flag) { &mut tuning } else { &mut policy };
+        to.push(arg.clone());
+        if !arg.contains('=') && !FORGET_SWITCHES.contains(&flag) {
+            to.extend(rest.next().cloned());
+        }
+    }
+    (policy, tuning)
+}
+
+/// Checks a selector's `forgetArgs`: a retention policy only (prune's tuning is the repository's).
+pub fn check_selector_forget_args(args: &[String]) -> Result<(), String> {
+    check_forget_args(args)?;
+    match split_forget_args(args).1.first() {
+        Some(flag) => Err(format!(
+            "forgetArgs: {flag} tunes prune, which runs for the whole repository: set it in the repository's forgetArgs"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The Job arguments of one retention run's restic commands, run one after the other: a single
+/// policy is one `forget --prune` (as it always was); several run one `forget` each, then one
+/// `prune` with the repository's `tuning`.
+pub fn retention_job_args(groups: &[ForgetGroup], tuning: &[String]) -> Vec<Vec<String>> {
+    if let [group] = groups {
+        let policy: Vec<String> = group.policy.iter().chain(tuning).cloned().collect();
+        return vec![job_args(&Command::Forget { hosts: &group.hosts, policy: &policy, prune: true })];
+    }
+    let forgets = groups.iter().map(|g| job_args(&Command::Forget { hosts: &g.hosts, policy: &g.policy, prune: false }));
+    forgets.chain([job_args(&Command::Prune { tuning })]).collect()
+}
+
 /// Checks `forgetArgs`: only policy flags, each with its value (`--keep-last 10` or
 /// `--keep-last=10`).
 pub fn check_forget_args(args: &[String]) -> Result<(), String> {
+    // A maintenance Job's commands end at a lone `;`.
+    if args.iter().any(|a| a == ";") {
+        return Err("forgetArgs: \";\" is not a value any retention option takes".into());
+    }
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         let flag = arg.split_once('=').map_or(arg.as_str(), |(flag, _)| flag);
@@ -457,7 +522,7 @@ mod tests {
             ),
             (Command::Restore { snapshot_id: "4dc1094c", target: "/" }, with_tail(&["restore", "4dc1094c", "--target", "/"])),
             (
-                Command::Forget { hosts: &hosts, policy: &policy },
+                Command::Forget { hosts: &hosts, policy: &policy, prune: true },
                 with_tail(&[
                     "forget",
                     "--json",
@@ -524,6 +589,47 @@ mod tests {
         assert!(ok(&["--option=sftp.command=sh"]).is_err());
         assert!(ok(&["--keep-last"]).unwrap_err().contains("needs a value"));
         assert!(ok(&["--keep-last", "--dry-run"]).is_err());
+        assert!(ok(&["--keep-tag", ";"]).is_err(), "the Job's command separator");
+    }
+
+    #[test]
+    fn a_selectors_forget_args_are_a_policy_and_prune_tuning_stays_the_repositorys() {
+        let (policy, tuning) =
+            split_forget_args(&strings(&["--keep-last", "3", "--max-unused=5%", "--repack-small", "--keep-tag", "x"]));
+        assert_eq!(
+            (policy, tuning),
+            (strings(&["--keep-last", "3", "--keep-tag", "x"]), strings(&["--max-unused=5%", "--repack-small"]))
+        );
+        let selector = |args: &[&str]| check_selector_forget_args(&strings(args));
+        assert_eq!(selector(&["--keep-daily", "30"]), Ok(()));
+        assert!(selector(&["--keep-daily", "30", "--max-repack-size", "1G"])
+            .unwrap_err()
+            .contains("--max-repack-size tunes prune"));
+        assert!(selector(&["--dry-run"]).unwrap_err().contains("not a retention policy option"));
+    }
+
+    #[test]
+    fn one_retention_policy_is_one_forget_prune_and_several_forget_each_then_prune_once() {
+        let group = |policy: &[&str], hosts: &[&str]| ForgetGroup { policy: strings(policy), hosts: strings(hosts) };
+        let tuning = strings(&["--max-unused", "5%"]);
+        let one = retention_job_args(&[group(&["--keep-last", "2"], &["a", "b"])], &tuning);
+        assert_eq!(one.len(), 1);
+        assert_eq!(
+            one[0][..11],
+            strings(&["forget", "--json", "--prune", "--path", "/data", "--host", "a", "--host", "b", "--keep-last", "2"])[..]
+        );
+        assert_eq!(one[0][11..13], tuning[..], "prune's tuning goes with the one forget --prune");
+        let two = retention_job_args(&[group(&["--keep-last", "2"], &["a"]), group(&["--keep-daily", "9"], &["c"])], &tuning);
+        let heads: Vec<String> = two.iter().map(|args| args[..args.len() - 2].join(" ")).collect();
+        assert_eq!(
+            heads,
+            [
+                "forget --json --path /data --host a --keep-last 2",
+                "forget --json --path /data --host c --keep-daily 9",
+                "prune --max-unused 5%"
+            ]
+        );
+        assert!(two.iter().all(|args| args[args.len() - 2..] == strings(&["--cache-dir", "/cache"])));
     }
 
     #[test]

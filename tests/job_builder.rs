@@ -3,6 +3,7 @@
 
 use datarestor_operator::api::{ConfigRef, RestoreMode, Task, TaskSpec, TaskTrigger, TaskType};
 use datarestor_operator::job::{self, JobInputs, JobSettings};
+use datarestor_operator::restic;
 use k8s_openapi::api::batch::v1::Job;
 use std::path::PathBuf;
 
@@ -151,8 +152,10 @@ fn an_unsaved_task_cannot_own_a_job() {
 fn retention_job_fixture_and_restricted_security() {
     let settings = JobSettings::default();
     let keys = ["RESTIC_PASSWORD".to_owned()];
-    let hosts = vec!["shop-data".to_owned(), "shop-logs".to_owned()];
-    let policy = vec!["--keep-last".to_owned(), "10".to_owned()];
+    let groups = [restic::ForgetGroup {
+        policy: vec!["--keep-last".to_owned(), "10".to_owned()],
+        hosts: vec!["shop-data".to_owned(), "shop-logs".to_owned()],
+    }];
     let owner = k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
         api_version: "backup.datarestor-operator.com/v1alpha1".into(),
         kind: "Config".into(),
@@ -167,7 +170,7 @@ fn retention_job_fixture_and_restricted_security() {
         owner,
         config_name: "my-backup-config",
         repository: "s3:http://minio:9000/backup-bucket",
-        work: job::Maintenance::Forget { hosts: &hosts, policy: &policy },
+        work: job::Maintenance::Forget { groups: &groups, tuning: &[] },
         credentials_secret: "datarestor-my-backup-config-2",
         credential_keys: &keys,
         settings: &settings,
@@ -188,6 +191,27 @@ fn retention_job_fixture_and_restricted_security() {
     assert!(pod.volumes.as_ref().unwrap().iter().all(|v| v.persistent_volume_claim.is_none()), "it reads no volume");
     let args = pod.containers[0].args.clone().unwrap();
     assert!(args.windows(2).any(|w| w == ["--host", "shop-logs"]) && args.contains(&"--json".to_owned()), "{args:?}");
+
+    // Two retention policies (a selector's forgetArgs): a forget each, then one prune, in one Job.
+    let two = [
+        groups[0].clone(),
+        restic::ForgetGroup { policy: vec!["--keep-last".to_owned(), "1".to_owned()], hosts: vec!["shop-cache".to_owned()] },
+    ];
+    let tuning = ["--max-unused".to_owned(), "5%".to_owned()];
+    let grouped = job::build_maintenance(&job::MaintenanceInputs {
+        work: job::Maintenance::Forget { groups: &two, tuning: &tuning },
+        ..inputs.clone()
+    });
+    let args = grouped.spec.unwrap().template.spec.unwrap().containers[0].args.clone().unwrap();
+    let commands: Vec<&[String]> = args[1..].split(|a| a == ";").collect();
+    assert_eq!(commands.len(), 3, "{args:?}");
+    assert_eq!(commands[0][..3], ["forget", "--json", "--path"]);
+    assert!(
+        commands[1].windows(2).any(|w| w == ["--host", "shop-cache"])
+            && commands[1].windows(2).any(|w| w == ["--keep-last", "1"])
+    );
+    assert_eq!(commands[2][..3], ["prune", "--max-unused", "5%"]);
+    assert!(commands.iter().all(|c| c.windows(2).any(|w| w == ["--cache-dir", "/cache"])), "every command gets the Job's cache");
 
     // The integrity check is the same Job with restic check instead, labelled as such.
     let check = job::build_maintenance(&job::MaintenanceInputs {

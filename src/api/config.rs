@@ -437,6 +437,11 @@ pub struct Selector {
     /// `drill` for these PVCs, replacing the Config's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill: Option<Drill>,
+    /// Retention policy for these PVCs' snapshots in every repository, replacing each repository's
+    /// `forgetArgs` policy (e.g. `["--keep-daily", "30"]`); prune's tuning stays the repository's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub forget_args: Option<Vec<String>>,
 }
 
 impl Selector {

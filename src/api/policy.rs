@@ -74,6 +74,8 @@ pub struct Policy {
     pub hooks: Hooks,
     /// Restore drills of this PVC, if any.
     pub drill: Option<Drill>,
+    /// Its selector's retention policy, which replaces each repository's; `None`: the repository's.
+    pub forget_args: Option<Vec<String>>,
 }
 
 /// Restore drills: on a schedule, the PVC's newest snapshot is restored into a new scratch volume
@@ -109,6 +111,7 @@ impl ConfigSpec {
             manual_restore_mode: own.manual_restore_mode.unwrap_or(self.manual_restore_mode),
             hooks: own.hooks.or_else(|| self.hooks.clone()).unwrap_or_default(),
             drill: own.drill.or_else(|| self.drill.clone()),
+            forget_args: own.forget_args,
         }
     }
 
@@ -237,12 +240,14 @@ mod tests {
             "selectors": [
                 {"matchLabels": {"tier": "db"}, "stopPods": true, "autoRestore": false,
                  "hooks": {"preBackup": {"command": ["sqlite3", "/data/app.db", "VACUUM INTO '/data/dump.db'"], "onError": "Continue"}}},
-                {"matchLabels": {"tier": "db", "extra": "x"}, "stopPods": false},
+                {"matchLabels": {"tier": "db", "extra": "x"}, "stopPods": false, "forgetArgs": ["--keep-last", "1"]},
                 {"matchNamespaces": ["web"], "manualRestoreMode": "Merge", "hooks": {}},
+                {"matchNamespaces": ["logs"], "forgetArgs": ["--keep-daily", "3"]},
             ],
         }));
         let db = spec.policy("shop", &labels(&[("tier", "db"), ("extra", "x")]));
         assert!(db.stop_pods && !db.auto_restore, "the first match wins, the second is never consulted");
+        assert_eq!(db.forget_args, None, "the first match sets no retention: the repository's applies");
         let pre = db.hooks.pre_backup.unwrap();
         assert_eq!((pre.command[0].as_str(), pre.on_error, pre.timeout_seconds), ("sqlite3", HookOnError::Continue, 60));
         let web = spec.policy("web", &labels(&[]));
@@ -250,6 +255,8 @@ mod tests {
         assert_eq!(web.hooks, Hooks::default(), "an empty hooks replaces the Config's");
         let other = spec.policy("elsewhere", &labels(&[]));
         assert_eq!(other.hooks.pre_backup.unwrap().command, ["sync"], "no selector picks it: the Config's settings");
+        assert_eq!(other.forget_args, None);
+        assert_eq!(spec.policy("logs", &labels(&[])).forget_args.unwrap(), ["--keep-daily", "3"], "a selector's retention");
         assert!(spec.may_auto_restore());
     }
 
@@ -261,6 +268,7 @@ mod tests {
             manual_restore_mode: RestoreMode::Clean,
             hooks: Hooks { pre_backup: Some(parse_hook_annotation("sync").unwrap()), post_backup: None },
             drill: None,
+            forget_args: None,
         };
         let none = BTreeMap::new();
         assert_eq!(hook_for(&policy, &none, HookPoint::PreBackup).unwrap().unwrap().command, ["sh", "-c", "sync"]);

@@ -12,7 +12,7 @@ use crate::context::Context;
 use crate::credentials::{self, ResolvedEnv};
 use crate::job;
 use crate::naming;
-use crate::restic::Snapshot;
+use crate::restic::{ForgetGroup, Snapshot};
 use crate::schedule::Schedule;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
@@ -81,6 +81,9 @@ fn plan(config: &Config) -> Result<Vec<Planned<'_>>, Vec<String>> {
     }
     for (index, selector) in config.spec.selectors.iter().enumerate() {
         problems.extend(selector.hooks.iter().flat_map(|h| h.problems(&format!("selectors[{index}]."))));
+        if let Some(Err(e)) = selector.forget_args.as_deref().map(crate::restic::check_selector_forget_args) {
+            problems.push(format!("selectors[{index}].{e}"));
+        }
     }
     for repository in &config.spec.repositories {
         for problem in repository.restic.iter().flat_map(|o| o.problems()) {
@@ -272,7 +275,7 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<Config>>, ctx: Arc<Context>) 
             env_sources: &env_sources,
             backupable: &instance.backupable,
             members: &instance.members,
-            hosts: &instance.hosts,
+            retention: &instance.retention,
             now,
         };
         async move { work.serve(instance.planned, instance.repository(), before, generation_changed).await }
@@ -397,8 +400,8 @@ struct Instance<'a> {
     backupable: Vec<&'a PersistentVolumeClaim>,
     /// Every selected PVC whose snapshots it holds.
     members: Vec<&'a PersistentVolumeClaim>,
-    /// Snapshot hosts of these PVCs (retention is limited to them).
-    hosts: Vec<String>,
+    /// Snapshot hosts of these PVCs by retention policy (retention is limited to them).
+    retention: Vec<ForgetGroup>,
 }
 
 impl Instance<'_> {
@@ -410,7 +413,6 @@ impl Instance<'_> {
 /// Every repository the Config's PVCs use, in the Config's order; a per-namespace repository has
 /// one instance per namespace with selected PVCs (per-PVC: one per PVC).
 fn instances<'a>(config: &Config, planned: &'a [Planned<'a>], pvcs: &'a [PersistentVolumeClaim]) -> Vec<Instance<'a>> {
-    let host = |pvc: &PersistentVolumeClaim| snapshot_host(&pvc.namespace().unwrap_or_default(), &pvc.name_any());
     let mut all = Vec::new();
     for p in planned {
         if !p.repository.is_template() {
@@ -419,7 +421,7 @@ fn instances<'a>(config: &Config, planned: &'a [Planned<'a>], pvcs: &'a [Persist
                 view: config.clone(),
                 backupable: pvcs.iter().filter(|pvc| submit::is_backupable(pvc)).collect(),
                 members: pvcs.iter().collect(),
-                hosts: pvcs.iter().map(host).collect(),
+                retention: Vec::new(),
             });
             continue;
         }
@@ -431,17 +433,47 @@ fn instances<'a>(config: &Config, planned: &'a [Planned<'a>], pvcs: &'a [Persist
                 view: config.for_pvc(&namespace, &name),
                 backupable: Vec::new(),
                 members: Vec::new(),
-                hosts: Vec::new(),
+                retention: Vec::new(),
             });
             if submit::is_backupable(pvc) {
                 instance.backupable.push(pvc);
             }
             instance.members.push(pvc);
-            instance.hosts.push(host(pvc));
         }
         all.extend(groups.into_values());
     }
+    for instance in &mut all {
+        instance.retention = retention_groups(&config.spec, &instance.repository().forget_args, &instance.members);
+    }
     all
+}
+
+/// The snapshot hosts of `members` grouped by the retention policy each gets: its selector's
+/// `forgetArgs`, or else the repository's policy (`forget_args` without prune's tuning). The
+/// repository's own policy comes first, then the selectors' in the order their PVCs come.
+fn retention_groups(
+    spec: &crate::api::ConfigSpec,
+    forget_args: &[String],
+    members: &[&PersistentVolumeClaim],
+) -> Vec<ForgetGroup> {
+    let repository_policy = crate::restic::split_forget_args(forget_args).0;
+    let mut groups: Vec<ForgetGroup> = Vec::new();
+    let mut by_selector = Vec::new();
+    for pvc in members {
+        let namespace = pvc.namespace().unwrap_or_default();
+        let labels = pvc.metadata.labels.clone().unwrap_or_default();
+        let (policy, into) = match spec.policy(&namespace, &labels).forget_args {
+            Some(own) => (own, &mut by_selector),
+            None => (repository_policy.clone(), &mut groups),
+        };
+        let host = snapshot_host(&namespace, &pvc.name_any());
+        match into.iter_mut().find(|g: &&mut ForgetGroup| g.policy == policy) {
+            Some(group) => group.hosts.push(host),
+            None => into.push(ForgetGroup { policy, hosts: vec![host] }),
+        }
+    }
+    groups.extend(by_selector);
+    groups
 }
 
 /// What serving one repository needs from its Config's reconcile.
@@ -453,8 +485,8 @@ struct Work<'a> {
     backupable: &'a [&'a PersistentVolumeClaim],
     /// The selected PVCs whose snapshots the repository holds.
     members: &'a [&'a PersistentVolumeClaim],
-    /// Their snapshot hosts (retention is limited to them).
-    hosts: &'a [String],
+    /// Their snapshot hosts by retention policy (retention is limited to them).
+    retention: &'a [ForgetGroup],
     now: Timestamp,
 }
 
@@ -572,10 +604,11 @@ impl Work<'_> {
         env: &ResolvedEnv,
         slot: Timestamp,
     ) -> Result<Result<Option<String>, String>, Error> {
-        if self.hosts.is_empty() {
+        if self.retention.is_empty() {
             return Ok(Ok(None));
         }
-        let work = job::Maintenance::Forget { hosts: self.hosts, policy: &repository.forget_args };
+        let tuning = crate::restic::split_forget_args(&repository.forget_args).1;
+        let work = job::Maintenance::Forget { groups: self.retention, tuning: &tuning };
         self.start_maintenance(repository, env, slot, work).await.map(|created| created.map(Some))
     }
 
@@ -859,10 +892,16 @@ async fn check_repository(
     (status, Some(env))
 }
 
-/// The groups `forget --json` printed (its first line; prune's text follows); `None` when it
-/// printed no list.
+/// The groups `forget --json` printed (a line per forget: one per retention policy; prune's text
+/// follows); `None` when it printed no list, or one that cannot be read.
 fn forget_groups(output: &str) -> Option<Vec<serde_json::Value>> {
-    output.lines().find(|l| l.trim_start().starts_with('[')).and_then(|l| serde_json::from_str(l).ok())
+    let mut lines = output.lines().filter(|l| l.trim_start().starts_with('[')).peekable();
+    lines.peek()?;
+    let mut groups = Vec::new();
+    for line in lines {
+        groups.extend(serde_json::from_str::<Vec<serde_json::Value>>(line).ok()?);
+    }
+    Some(groups)
 }
 
 /// "kept N, removed M snapshots" from `forget --json`'s groups.
@@ -1066,7 +1105,7 @@ mod tests {
         let pvcs = [pvc("shop", "db", true), pvc("shop", "new", false), pvc("blog", "db", true)];
         let all = instances(&config, &planned, &pvcs);
         let seen: Vec<(String, Vec<String>, usize)> =
-            all.iter().map(|i| (i.repository().target.clone(), i.hosts.clone(), i.backupable.len())).collect();
+            all.iter().map(|i| (i.repository().target.clone(), hosts(&i.retention), i.backupable.len())).collect();
         let expected = [
             ("s3:http://s3/b/blog", vec!["blog-db"], 1),
             ("s3:http://s3/b/shop", vec!["shop-db", "shop-new"], 1),
@@ -1081,6 +1120,63 @@ mod tests {
         assert!(instances(&config, &planned, &[]).iter().all(|i| !i.planned.repository.is_template()));
     }
 
+    fn hosts(groups: &[ForgetGroup]) -> Vec<String> {
+        groups.iter().flat_map(|g| g.hosts.clone()).collect()
+    }
+
+    #[test]
+    fn selectors_with_their_own_forget_args_get_retention_groups_of_their_own() {
+        let spec: crate::api::ConfigSpec = serde_json::from_value(serde_json::json!({
+            "repositories": [{"target": "s3:http://s3/a", "priority": 1, "forgetArgs": ["--keep-last", "5", "--max-unused", "5%"]}],
+            "selectors": [{"matchLabels": {"tier": "logs"}, "forgetArgs": ["--keep-last", "1"]},
+                          {"matchNamespaces": ["audit"], "forgetArgs": ["--keep-yearly", "7"]},
+                          {"matchLabels": {"app": "x"}}],
+        }))
+        .unwrap();
+        let labelled = |namespace: &str, name: &str, labels: serde_json::Value| -> PersistentVolumeClaim {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name, "namespace": namespace, "labels": labels}}))
+                .unwrap()
+        };
+        let pvcs = [
+            labelled("shop", "logs", serde_json::json!({"tier": "logs"})),
+            labelled("shop", "db", serde_json::json!({"app": "x"})),
+            labelled("audit", "trail", serde_json::json!({"app": "x"})),
+            labelled("blog", "logs", serde_json::json!({"tier": "logs"})),
+            labelled("blog", "db", serde_json::json!({"app": "x"})),
+        ];
+        let members: Vec<&PersistentVolumeClaim> = pvcs.iter().collect();
+        let groups = retention_groups(&spec, &spec.repositories[0].forget_args, &members);
+        let seen: Vec<(String, Vec<String>)> = groups.iter().map(|g| (g.policy.join(" "), g.hosts.clone())).collect();
+        let expected = [
+            ("--keep-last 5", vec!["shop-db", "blog-db"]),
+            ("--keep-last 1", vec!["shop-logs", "blog-logs"]),
+            ("--keep-yearly 7", vec!["audit-trail"]),
+        ];
+        let expected: Vec<(String, Vec<String>)> =
+            expected.into_iter().map(|(p, h)| (p.to_owned(), h.into_iter().map(str::to_owned).collect())).collect();
+        assert_eq!(seen, expected, "prune's tuning is kept out of the groups' policies");
+        assert!(retention_groups(&spec, &spec.repositories[0].forget_args, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_selectors_forget_args_are_checked_like_a_repositorys() {
+        let mut config = Config::new(
+            "backup",
+            serde_json::from_value(serde_json::json!({
+                "repositories": [{"target": "s3:http://s3/a", "priority": 1}],
+                "selectors": [{"matchLabels": {"a": "b"}, "forgetArgs": ["--keep-last", "3"]},
+                              {"matchLabels": {"c": "d"}, "forgetArgs": ["--keep-last", "3", "--password-command", "id"]},
+                              {"matchLabels": {"e": "f"}, "forgetArgs": ["--max-unused", "1%"]}],
+            }))
+            .unwrap(),
+        );
+        config.metadata.namespace = Some("backup-system".into());
+        let problems = plan(&config).err().expect("refused");
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("selectors[1].forgetArgs: \"--password-command\""), "{problems:?}");
+        assert!(problems[1].starts_with("selectors[2].forgetArgs: --max-unused tunes prune"), "{problems:?}");
+    }
+
     #[test]
     fn retention_summary_from_forget_json_then_prune_text() {
         // restic 0.14 `forget --json --prune`: the JSON groups on one line, then prune's progress.
@@ -1093,5 +1189,13 @@ to delete:             2 blobs / 498 B
             forget_summary(forget_groups("Fatal: unable to open config file").as_deref()),
             "forgot by policy and pruned (restic printed no list of what it kept)"
         );
+        // Two policies: a forget each (its JSON line), then prune's text.
+        let two = "[{\"host\":\"shop-data\",\"keep\":[{\"id\":\"9a46\",\"time\":\"t\"}],\"remove\":[{\"id\":\"737f\"}]}]\n\
+                   [{\"host\":\"shop-cache\",\"keep\":[{\"id\":\"2222\",\"time\":\"t\"},{\"id\":\"3333\",\"time\":\"t\"}],\"remove\":null}]\n\
+                   loading indexes...\n";
+        let groups = forget_groups(two).unwrap();
+        assert_eq!(forget_summary(Some(&groups)), "kept 3 and removed 1 snapshots, then pruned");
+        assert_eq!(kept_snapshots(&groups).unwrap().len(), 3, "what every forget kept");
+        assert_eq!(forget_groups("[{\"host\":\"a\"}]\n[not json\n"), None, "a line that cannot be read is no list");
     }
 }
