@@ -433,6 +433,14 @@ pub fn build_maintenance(inputs: &MaintenanceInputs<'_>) -> Job {
     }
 }
 
+/// The restic commands a maintenance Job runs (each its arguments, without `restic`), in order.
+pub fn maintenance_commands(job: &Job) -> Vec<Vec<String>> {
+    let args = job.spec.iter().flat_map(|spec| spec.template.spec.iter()).flat_map(|pod| pod.containers.iter());
+    // The first argument is the script's `$0`.
+    let args: Vec<String> = args.flat_map(|c| c.args.iter().flatten().skip(1)).cloned().collect();
+    args.split(|a| a == COMMAND_SEPARATOR).filter(|c| !c.is_empty()).map(<[String]>::to_vec).collect()
+}
+
 /// Where a Job finds the repository's CA certificate (`restic.caCertificate`).
 const CA_DIR: &str = "/etc/datarestor/ca";
 const CA_FILE: &str = "ca.crt";

@@ -178,6 +178,8 @@ fn retention_job_fixture_and_restricted_security() {
     };
     let job = job::build_maintenance(&inputs);
     check_fixture("retention", &job);
+    let commands = job::maintenance_commands(&job);
+    assert_eq!((commands.len(), &commands[0][..3]), (1, &["forget".to_owned(), "--json".to_owned(), "--prune".to_owned()][..]));
     // What Pod Security `restricted` asks of every pod and container.
     let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
     let pod_security = pod.security_context.as_ref().unwrap();
@@ -202,9 +204,8 @@ fn retention_job_fixture_and_restricted_security() {
         work: job::Maintenance::Forget { groups: &two, tuning: &tuning },
         ..inputs.clone()
     });
-    let args = grouped.spec.unwrap().template.spec.unwrap().containers[0].args.clone().unwrap();
-    let commands: Vec<&[String]> = args[1..].split(|a| a == ";").collect();
-    assert_eq!(commands.len(), 3, "{args:?}");
+    let commands = job::maintenance_commands(&grouped);
+    assert_eq!(commands.len(), 3, "{commands:?}");
     assert_eq!(commands[0][..3], ["forget", "--json", "--path"]);
     assert!(
         commands[1].windows(2).any(|w| w == ["--host", "shop-cache"])

@@ -704,16 +704,12 @@ impl Work<'_> {
             Some(Ok((job, output))) => {
                 // The hosts it was run for, and when: PVCs selected since, and backups finished while
                 // it ran, are not what it listed.
-                let args: Vec<&String> = job
-                    .spec
-                    .iter()
-                    .flat_map(|spec| spec.template.spec.iter())
-                    .flat_map(|pod| pod.containers.iter())
-                    .flat_map(|c| c.command.iter().flatten().chain(c.args.iter().flatten()))
-                    .collect();
-                let hosts = args.windows(2).filter(|w| w[0] == "--host").map(|w| w[1].clone()).collect();
+                let commands = job::maintenance_commands(&job);
+                let hosts =
+                    commands.iter().flat_map(|c| c.windows(2)).filter(|w| w[0] == "--host").map(|w| w[1].clone()).collect();
                 let started = job.metadata.creation_timestamp.as_ref().map_or(self.now, |t| t.0);
-                let groups = forget_groups(&output);
+                let forgets = commands.iter().filter(|c| c.first().is_some_and(|program| program == "forget")).count();
+                let groups = forget_groups(&output, forgets);
                 Ok(Some(Ok(RetentionResult {
                     summary: forget_summary(groups.as_deref()),
                     kept: groups.as_deref().and_then(kept_snapshots),
@@ -892,16 +888,13 @@ async fn check_repository(
     (status, Some(env))
 }
 
-/// The groups `forget --json` printed (a line per forget: one per retention policy; prune's text
-/// follows); `None` when it printed no list, or one that cannot be read.
-fn forget_groups(output: &str) -> Option<Vec<serde_json::Value>> {
-    let mut lines = output.lines().filter(|l| l.trim_start().starts_with('[')).peekable();
-    lines.peek()?;
-    let mut groups = Vec::new();
-    for line in lines {
-        groups.extend(serde_json::from_str::<Vec<serde_json::Value>>(line).ok()?);
-    }
-    Some(groups)
+/// The groups that `forgets` runs of `forget --json` printed, a JSON line each (prune's text,
+/// progress lines such as `[0:01] 100.00%` among it, follows); `None` unless every run's list was
+/// read: what one policy kept must never be taken for all that was kept.
+fn forget_groups(output: &str, forgets: usize) -> Option<Vec<serde_json::Value>> {
+    let lists: Vec<Vec<serde_json::Value>> =
+        output.lines().filter(|l| l.trim_start().starts_with('[')).filter_map(|l| serde_json::from_str(l).ok()).collect();
+    (forgets > 0 && lists.len() == forgets).then(|| lists.into_iter().flatten().collect())
 }
 
 /// "kept N, removed M snapshots" from `forget --json`'s groups.
@@ -1184,18 +1177,20 @@ mod tests {
 loading indexes...
 to delete:             2 blobs / 498 B
 "#;
-        assert_eq!(forget_summary(forget_groups(output).as_deref()), "kept 2 and removed 2 snapshots, then pruned");
+        assert_eq!(forget_summary(forget_groups(output, 1).as_deref()), "kept 2 and removed 2 snapshots, then pruned");
         assert_eq!(
-            forget_summary(forget_groups("Fatal: unable to open config file").as_deref()),
+            forget_summary(forget_groups("Fatal: unable to open config file", 1).as_deref()),
             "forgot by policy and pruned (restic printed no list of what it kept)"
         );
         // Two policies: a forget each (its JSON line), then prune's text.
         let two = "[{\"host\":\"shop-data\",\"keep\":[{\"id\":\"9a46\",\"time\":\"t\"}],\"remove\":[{\"id\":\"737f\"}]}]\n\
                    [{\"host\":\"shop-cache\",\"keep\":[{\"id\":\"2222\",\"time\":\"t\"},{\"id\":\"3333\",\"time\":\"t\"}],\"remove\":null}]\n\
                    loading indexes...\n";
-        let groups = forget_groups(two).unwrap();
+        let groups = forget_groups(two, 2).unwrap();
         assert_eq!(forget_summary(Some(&groups)), "kept 3 and removed 1 snapshots, then pruned");
         assert_eq!(kept_snapshots(&groups).unwrap().len(), 3, "what every forget kept");
-        assert_eq!(forget_groups("[{\"host\":\"a\"}]\n[not json\n"), None, "a line that cannot be read is no list");
+        assert_eq!(forget_groups(two, 3), None, "one forget's list is missing: nothing is taken as kept");
+        let progress = format!("{two}[0:00] 100.00%  5 / 5 packs processed\n");
+        assert_eq!(forget_groups(&progress, 2).map(|g| g.len()), Some(2), "prune's progress lines are not lists");
     }
 }
