@@ -138,7 +138,9 @@ fi
 "#;
 
 /// Runs restic and then puts the result in place according to the restore mode. `$1` is the mode,
-/// the rest is restic's argument vector.
+/// the rest is restic's argument vector. Clean and IfEmpty count what restic wrote (files' bytes, in
+/// a `datarestor-restored:` line for the operator to read); a Merge restore lands among the files
+/// already there, where restic 0.14 says nothing of what it wrote.
 const RESTORE_SCRIPT: &str = r#"set -eu
 mode="$1"; shift
 stage=/data/.datarestor-restore
@@ -155,6 +157,9 @@ esac
 # only ever there); the files are moved in once it has finished.
 rm -rf "$stage"; mkdir -p "$stage"
 restic "$@"
+if [ -d "$stage/data" ]; then
+  echo "datarestor-restored: bytes=$(find "$stage/data" -type f -exec stat -c %s {} + | awk '{ total += $1 } END { print total + 0 }')"
+fi
 if [ "$mode" = Clean ]; then entries /data -exec rm -rf -- {} +; fi
 if [ -d "$stage/data" ]; then entries "$stage/data" -exec mv -- {} /data/ \; ; fi
 rm -rf "$stage"

@@ -44,6 +44,7 @@ pub struct Metrics {
     tasks_finished: Family<Labels<3>, Counter>,
     task_duration: HistogramFamily<2>,
     backup_bytes: HistogramFamily<1>,
+    restore_bytes: Histogram,
     snapshot_listing: Histogram,
     // Computed at each scrape.
     pvc_last_backup: Family<Labels<2>, FloatGauge>,
@@ -86,6 +87,7 @@ impl Metrics {
             tasks_finished: Family::default(),
             task_duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
             backup_bytes: Family::new_with_constructor(bytes_histogram as fn() -> Histogram),
+            restore_bytes: bytes_histogram(),
             snapshot_listing: listing_histogram(),
             pvc_last_backup: Family::default(),
             pvc_last_backup_bytes: Family::default(),
@@ -119,6 +121,12 @@ impl Metrics {
             "Bytes a successful backup read (processed) and stored anew (added)",
             Unit::Bytes,
             m.backup_bytes.clone(),
+        );
+        r.register_with_unit(
+            "restore_volume",
+            "Bytes a successful Clean or IfEmpty restore wrote into its volume",
+            Unit::Bytes,
+            m.restore_bytes.clone(),
         );
         r.register_with_unit(
             "snapshot_listing_duration",
@@ -211,6 +219,11 @@ impl Metrics {
     pub fn backup_stored(&self, processed: u64, added: u64) {
         self.backup_bytes.get_or_create(&[("kind", "processed".into())]).observe(processed as f64);
         self.backup_bytes.get_or_create(&[("kind", "added".into())]).observe(added as f64);
+    }
+
+    /// What a restore wrote.
+    pub fn restore_written(&self, bytes: u64) {
+        self.restore_bytes.observe(bytes as f64);
     }
 
     /// The histogram the shared snapshot listings record their durations in.

@@ -231,6 +231,12 @@ pub fn check_forget_args(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// The bytes of the files a Clean or IfEmpty restore Job wrote, from its `datarestor-restored:`
+/// line.
+pub fn restored_bytes(output: &str) -> Option<u64> {
+    output.lines().find_map(|l| l.strip_prefix("datarestor-restored: bytes=")?.trim().parse().ok())
+}
+
 /// Tags recording the namespace and PVC a snapshot was taken of.
 pub const NAMESPACE_TAG: &str = "namespace";
 pub const PVC_TAG: &str = "pvc";
@@ -590,6 +596,15 @@ mod tests {
         assert!(ok(&["--keep-last"]).unwrap_err().contains("needs a value"));
         assert!(ok(&["--keep-last", "--dry-run"]).is_err());
         assert!(ok(&["--keep-tag", ";"]).is_err(), "the Job's command separator");
+    }
+
+    #[test]
+    fn restored_bytes_from_the_restore_jobs_line() {
+        assert_eq!(
+            restored_bytes("restoring <Snapshot 4dc1094c> to /data/.datarestor-restore\ndatarestor-restored: bytes=200048\n"),
+            Some(200048)
+        );
+        assert_eq!(restored_bytes("restoring <Snapshot 4dc1094c> to /\n"), None, "a Merge restore says nothing");
     }
 
     #[test]

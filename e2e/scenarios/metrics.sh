@@ -3,8 +3,9 @@
 # says so with the right values: the Task counted by type, trigger and result, its duration, the
 # PVC's last backup time and size equal to the Task's own status, its next due time from the
 # repository's schedule, the repository ready, one protected PVC, reconciles counted, no Task left
-# queued. No credential value appears in the metrics. On the real cluster the same endpoint is read
-# through the API server's pod proxy, and the chart's probes use it (`helm --wait` waited for them).
+# queued; after a restore, its bytes and duration. No credential value appears in the metrics. On
+# the real cluster the same endpoint is read through the API server's pod proxy, and the chart's
+# probes use it (`helm --wait` waited for them).
 
 source "$E2E_DIR/datarestor.sh"
 install_datarestor
@@ -55,6 +56,21 @@ assert_eq 0 "$(value datarestor_workloads_scaled_down)" "workloads scaled down"
 [ "$(value 'datarestor_reconciles_total{controller="task"}')" -gt 0 ] || fail "Task reconciles are not counted"
 [ "$(value 'datarestor_reconciles_total{controller="config"}')" -gt 0 ] || fail "Config reconciles are not counted"
 grep -q '^datarestor_tasks{' "$SCENARIO_DIR/metrics.txt" && fail "a finished backup still shows as an unfinished Task: $(grep '^datarestor_tasks{' "$SCENARIO_DIR/metrics.txt")"
+# A restore (Clean, the default): counted, and the bytes it wrote, which are the snapshot's files'
+# bytes, in the Task, the histogram and the Config's statistics.
+assert_contains "$(restore_request shop data latest)" "Completed:" "manual-restore=latest"
+restore_task="$(wait_task shop data restore Completed)"
+written="$(find "$SCENARIO_DIR/original-shop-data" -type f -exec stat -c %s {} + | awk '{ t += $1 } END { print t }')"
+assert_eq "$written" "$(jp task "$restore_task" .status.bytesProcessed -n shop)" "the restore Task's bytes = its files' bytes"
+restore_counted() { [ -n "$(metric 'datarestor_tasks_finished_total{type="restore",trigger="manual",result="succeeded"}')" ]; }
+wait_for 20 "the restore counted in /metrics" restore_counted
+operator_http /metrics >"$SCENARIO_DIR/metrics.txt"
+assert_eq 1 "$(value 'datarestor_restore_volume_bytes_count')" "restore bytes observed once"
+assert_eq "$written" "$(as_number "$(value 'datarestor_restore_volume_bytes_sum')")" "restore bytes = the Task's"
+assert_eq 1 "$(value 'datarestor_task_duration_seconds_count{type="restore",result="succeeded"}')" "restore duration observed"
+statistics_counted() { [ "$(jp config backup '.status.statistics.restoresCompleted' -n backup-system)" = 1 ]; }
+wait_for 20 "the restore in the Config's statistics" statistics_counted
+assert_eq "$written" "$(jp config backup '.status.statistics.restoreBytesWritten' -n backup-system)" "the Config's statistics count the bytes restored"
 while IFS= read -r secret; do
   [ -z "$secret" ] || ! grep -qF -- "$secret" "$SCENARIO_DIR/metrics.txt" || fail "a credential value appears in /metrics"
 done <"$SCENARIO_DIR/.secret-values"

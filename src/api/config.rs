@@ -628,6 +628,9 @@ pub struct ConfigStatistics {
     /// Bytes those backups added to the repositories (after deduplication and compression).
     #[serde(default)]
     pub backup_bytes_added: i64,
+    /// Bytes completed Clean and IfEmpty restores wrote into volumes.
+    #[serde(default)]
+    pub restore_bytes_written: i64,
     /// Wall-clock seconds of finished backups and restores (from start to end, failures included).
     #[serde(default)]
     pub backup_seconds: i64,
@@ -654,6 +657,7 @@ impl ConfigStatistics {
             restores_failed: 0,
             backup_bytes_processed: 0,
             backup_bytes_added: 0,
+            restore_bytes_written: 0,
             backup_seconds: 0,
             restore_seconds: 0,
             drills_passed: 0,

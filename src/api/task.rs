@@ -202,7 +202,7 @@ pub struct TaskStatus {
     /// Bytes added to the repository (after deduplication and compression).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_added: Option<i64>,
-    /// Bytes read from the volume.
+    /// Bytes read from the volume (backup), or written into it (Clean or IfEmpty restore, drill).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_processed: Option<i64>,
     /// restic's own duration of the operation.

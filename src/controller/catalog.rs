@@ -228,6 +228,7 @@ async fn count_in_config(ctx: &Context, task: &Task, status: &TaskStatus, phase:
             TaskType::Restore => {
                 if completed {
                     statistics.restores_completed += 1;
+                    statistics.restore_bytes_written += status.bytes_processed.unwrap_or(0).max(0);
                 } else {
                     statistics.restores_failed += 1;
                 }

@@ -736,6 +736,12 @@ async fn complete(task: &Task, ctx: &Context, output: &str) -> Result<Action, Er
         status.duration_seconds = Some(summary.total_duration);
         status.size = Some(human_bytes(summary.total_bytes_processed));
     }
+    if task.spec.type_ == TaskType::Restore {
+        if let Some(bytes) = restic::restored_bytes(output) {
+            status.bytes_processed = Some(bytes as i64);
+            status.size = Some(human_bytes(bytes));
+        }
+    }
     if task.spec.type_ == TaskType::Drill {
         let mut report = status.drill.clone().unwrap_or_default();
         crate::drill::read(output, &mut report);
@@ -967,8 +973,12 @@ async fn finish(
     super::catalog::record_finished(ctx, task, &status, phase, reason, now).await;
     patch_status(task, ctx, &status).await?;
     ctx.metrics.task_finished(&task.spec, phase, status.start_time.as_ref().map(|t| t.0), now);
-    if let (TaskPhase::Completed, Some(processed), Some(added)) = (phase, status.bytes_processed, status.bytes_added) {
-        ctx.metrics.backup_stored(processed.max(0) as u64, added.max(0) as u64);
+    match (phase, task.spec.type_, status.bytes_processed, status.bytes_added) {
+        (TaskPhase::Completed, TaskType::Backup, Some(processed), Some(added)) => {
+            ctx.metrics.backup_stored(processed.max(0) as u64, added.max(0) as u64)
+        }
+        (TaskPhase::Completed, TaskType::Restore, Some(written), _) => ctx.metrics.restore_written(written.max(0) as u64),
+        _ => {}
     }
     ctx.starting.lock().await.remove(&(namespace.clone(), task.name_any()));
 
