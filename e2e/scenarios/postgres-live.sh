@@ -43,9 +43,11 @@ as_postgres() { setpriv --reuid="$PG_UID" --regid="$PG_GID" --clear-groups "$@";
 server() {
   local name="$1"
   k get namespace db >/dev/null 2>&1 || k create namespace db >/dev/null
-  python3 - "$name" "$PG_IMAGE" "$PG_UID" "$PG_GID" "$PG" >"$SCENARIO_DIR/$name.json" <<'PY'
+  # Two files, one object each: kubectl reads a file starting with '{' as one JSON stream (no
+  # `---` between objects), and kube-sim's OpenAPI has no schema for a List to validate against.
+  python3 - "$name" "$PG_IMAGE" "$PG_UID" "$PG_GID" "$PG" "$SCENARIO_DIR" <<'PY'
 import json, sys
-name, image, uid, gid, pg = sys.argv[1:]
+name, image, uid, gid, pg, out = sys.argv[1:]
 serve = f"""set -e
 [ -s /data/pg/PG_VERSION ] || {pg}/initdb -D /data/pg -U postgres --auth=trust >/dev/null
 rm -f /data/pg/postmaster.pid
@@ -77,9 +79,12 @@ deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name"
       "spec": {"terminationGracePeriodSeconds": 20, "containers": [{"name": "postgres", "image": image, "imagePullPolicy": "IfNotPresent",
         "command": ["sh", "-c", start], "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
         "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": f"{name}-data"}}]}}}}
-print(json.dumps({"apiVersion": "v1", "kind": "List", "items": [claim, deployment]}))
+for suffix, obj in (("claim", claim), ("deployment", deployment)):
+    with open(f"{out}/{name}-{suffix}.json", "w") as f:
+        json.dump(obj, f)
 PY
-  k apply -f "$SCENARIO_DIR/$name.json" >/dev/null
+  k apply -f "$SCENARIO_DIR/$name-claim.json" >/dev/null
+  k apply -f "$SCENARIO_DIR/$name-deployment.json" >/dev/null
 }
 
 # socket DIR: a short path to the socket directory DIR (a socket's path has at most 107 bytes).
