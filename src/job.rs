@@ -127,7 +127,7 @@ restic stats "$snapshot" --json --mode restore-size --cache-dir /cache ${RESTIC_
 echo "datarestor-drill-expected: $(cat /tmp/stats.json)"
 restic restore "$snapshot" --target / --cache-dir /cache ${RESTIC_CACERT:+--cacert "$RESTIC_CACERT"} >&2
 entries=$(($(find /data -mindepth 1 ! -path /data/lost+found ! -path '/data/lost+found/*' | wc -l) + 1))
-bytes=$(find /data -type f ! -path '/data/lost+found/*' -exec stat -c %s {} + | awk '{ total += $1 } END { print total + 0 }')
+bytes=$(find /data -type f ! -path '/data/lost+found/*' -exec stat -c %s {} + | awk '{ total += $1 } END { printf "%.0f\n", total }')
 echo "datarestor-drill-restored: entries=$entries bytes=$bytes"
 if [ "$#" -gt 0 ]; then
   set +e
@@ -140,7 +140,7 @@ fi
 /// Runs restic and then puts the result in place according to the restore mode. `$1` is the mode,
 /// the rest is restic's argument vector. Clean and IfEmpty count what restic wrote (files' bytes, in
 /// a `datarestor-restored:` line for the operator to read); a Merge restore lands among the files
-/// already there, where restic 0.14 says nothing of what it wrote.
+/// already there, and restic's own restore summary differs between versions.
 const RESTORE_SCRIPT: &str = r#"set -eu
 mode="$1"; shift
 stage=/data/.datarestor-restore
@@ -158,7 +158,7 @@ esac
 rm -rf "$stage"; mkdir -p "$stage"
 restic "$@"
 if [ -d "$stage/data" ]; then
-  echo "datarestor-restored: bytes=$(find "$stage/data" -type f -exec stat -c %s {} + | awk '{ total += $1 } END { print total + 0 }')"
+  echo "datarestor-restored: bytes=$(find "$stage/data" -type f -exec stat -c %s {} + | awk '{ total += $1 } END { printf "%.0f\n", total }')"
 fi
 if [ "$mode" = Clean ]; then entries /data -exec rm -rf -- {} +; fi
 if [ -d "$stage/data" ]; then entries "$stage/data" -exec mv -- {} /data/ \; ; fi
@@ -337,10 +337,12 @@ const COMMAND_SEPARATOR: &str = ";";
 /// Clears stale locks (a killed restic leaves one, and forget would fail on it; `unlock` never
 /// removes a live lock), then runs restic with each command's arguments (commands end at a lone
 /// `;`), stopping at the first that fails, with its exit code. The arguments are only ever
-/// referenced (`"${3}"`), never pasted into the script. The repository comes from
+/// referenced (`"${3}"`), never pasted into the script. A `prune` after several forgets runs only
+/// if one of them removed a snapshot, as `forget --prune` does. The repository comes from
 /// `RESTIC_REPOSITORY`, like every Job's.
 const RETENTION_SCRIPT: &str = r#"set -u
 restic unlock --cache-dir /cache ${RESTIC_CACERT:+--cacert "$RESTIC_CACERT"} >&2 || true
+removed=0
 while [ $# -gt 0 ]; do
   n=0
   for a in "$@"; do
@@ -353,7 +355,15 @@ while [ $# -gt 0 ]; do
     refs="$refs \"\${$i}\""
     i=$((i + 1))
   done
-  eval "restic $refs" || exit $?
+  case "$1" in
+    forget)
+      out=$(eval "restic $refs") || { code=$?; printf '%s\n' "$out"; exit $code; }
+      printf '%s\n' "$out"
+      case "$out" in *'"remove":[{'*) removed=1 ;; esac ;;
+    prune)
+      if [ "$removed" = 1 ]; then eval "restic $refs" || exit $?; else echo "datarestor: no snapshot was removed; prune not needed" >&2; fi ;;
+    *) eval "restic $refs" || exit $? ;;
+  esac
   shift $n
   if [ $# -gt 0 ]; then shift; fi
 done

@@ -48,6 +48,8 @@ restic_cli backup "$SCENARIO_DIR/other" --host other-tool >/dev/null
 
 config_with_retention "* * * * *"
 wait_for 150 "RetentionCompleted Event" event_exists backup-system RetentionCompleted
+# One run is what is checked: the next minute's would overwrite lastRetention.
+config_with_retention "0 4 1 1 *"
 assert_eq 2 "$(host_snapshots shop-data)" "keep-last 2 applied to the PVC's snapshots"
 assert_eq 1 "$(host_snapshots shop-cache)" "the selector's own keep-last 1 applied to its PVC's snapshots"
 cache_kept="$(restic_cli snapshots --json --host shop-cache | python3 -c 'import json,sys; print(" ".join(t for s in json.load(sys.stdin) for t in s["tags"] if t.startswith("name=")))')"

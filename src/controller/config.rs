@@ -450,29 +450,31 @@ fn instances<'a>(config: &Config, planned: &'a [Planned<'a>], pvcs: &'a [Persist
 
 /// The snapshot hosts of `members` grouped by the retention policy each gets: its selector's
 /// `forgetArgs`, or else the repository's policy (`forget_args` without prune's tuning). The
-/// repository's own policy comes first, then the selectors' in the order their PVCs come.
+/// repository's own policy comes first, then the others in the order their PVCs come. An empty
+/// policy forgets nothing, so its hosts get no group. A host two PVCs share (`a-b`/`c` and
+/// `a`/`b-c`) stays in the first group it met: one forget decides for it, never two.
 fn retention_groups(
     spec: &crate::api::ConfigSpec,
     forget_args: &[String],
     members: &[&PersistentVolumeClaim],
 ) -> Vec<ForgetGroup> {
     let repository_policy = crate::restic::split_forget_args(forget_args).0;
-    let mut groups: Vec<ForgetGroup> = Vec::new();
-    let mut by_selector = Vec::new();
+    let mut groups = vec![ForgetGroup { policy: repository_policy.clone(), hosts: Vec::new() }];
+    let mut placed = std::collections::HashSet::new();
     for pvc in members {
         let namespace = pvc.namespace().unwrap_or_default();
         let labels = pvc.metadata.labels.clone().unwrap_or_default();
-        let (policy, into) = match spec.policy(&namespace, &labels).forget_args {
-            Some(own) => (own, &mut by_selector),
-            None => (repository_policy.clone(), &mut groups),
-        };
+        let policy = spec.policy(&namespace, &labels).forget_args.unwrap_or_else(|| repository_policy.clone());
         let host = snapshot_host(&namespace, &pvc.name_any());
-        match into.iter_mut().find(|g: &&mut ForgetGroup| g.policy == policy) {
+        if policy.is_empty() || !placed.insert(host.clone()) {
+            continue;
+        }
+        match groups.iter_mut().find(|g| g.policy == policy) {
             Some(group) => group.hosts.push(host),
-            None => into.push(ForgetGroup { policy, hosts: vec![host] }),
+            None => groups.push(ForgetGroup { policy, hosts: vec![host] }),
         }
     }
-    groups.extend(by_selector);
+    groups.retain(|g| !g.hosts.is_empty());
     groups
 }
 
@@ -562,7 +564,11 @@ impl Work<'_> {
                     }
                     Ok(None) => {
                         repo_status.last_forget_slot = Some(Time(slot));
-                        repo_status.last_retention = Some("no selected PVCs; nothing to forget".into());
+                        repo_status.last_retention = Some(if self.members.is_empty() {
+                            "no selected PVCs; nothing to forget".into()
+                        } else {
+                            "no retention policy (forgetArgs is empty) for any selected PVC; nothing forgotten".into()
+                        });
                     }
                     Err(message) => {
                         repo_status.message = format!("retention not started: {message}");
@@ -596,8 +602,8 @@ impl Work<'_> {
         Ok((repo_status, wake_at))
     }
 
-    /// Creates the retention Job of `slot`. `Ok(None)`: no PVC is selected, so there is nothing of
-    /// this Config's to forget. The inner error is a Job the cluster refuses, said in words.
+    /// Creates the retention Job of `slot`. `Ok(None)`: no selected PVC has a retention policy, so
+    /// there is nothing of this Config's to forget. The inner error is a Job the cluster refuses, said in words.
     async fn start_retention(
         self,
         repository: &Repository,
@@ -888,13 +894,16 @@ async fn check_repository(
     (status, Some(env))
 }
 
-/// The groups that `forgets` runs of `forget --json` printed, a JSON line each (prune's text,
-/// progress lines such as `[0:01] 100.00%` among it, follows); `None` unless every run's list was
-/// read: what one policy kept must never be taken for all that was kept.
+/// The groups that the `forgets` runs of `forget --json` in a completed retention Job printed, a
+/// JSON line each (prune's text, progress lines such as `[0:01] 100.00%` among it, follows).
+/// restic prints no line for a run whose hosts have no snapshot, and in a completed Job every run
+/// succeeded, so of several runs, those without a line kept nothing. A single run without a line,
+/// or more lines than runs, is `None`: nothing is known of what was kept.
 fn forget_groups(output: &str, forgets: usize) -> Option<Vec<serde_json::Value>> {
     let lists: Vec<Vec<serde_json::Value>> =
         output.lines().filter(|l| l.trim_start().starts_with('[')).filter_map(|l| serde_json::from_str(l).ok()).collect();
-    (forgets > 0 && lists.len() == forgets).then(|| lists.into_iter().flatten().collect())
+    let known = if forgets == 1 { lists.len() == 1 } else { lists.len() <= forgets };
+    known.then(|| lists.into_iter().flatten().collect())
 }
 
 /// "kept N, removed M snapshots" from `forget --json`'s groups.
@@ -1123,6 +1132,8 @@ mod tests {
             "repositories": [{"target": "s3:http://s3/a", "priority": 1, "forgetArgs": ["--keep-last", "5", "--max-unused", "5%"]}],
             "selectors": [{"matchLabels": {"tier": "logs"}, "forgetArgs": ["--keep-last", "1"]},
                           {"matchNamespaces": ["audit"], "forgetArgs": ["--keep-yearly", "7"]},
+                          {"matchLabels": {"tier": "same"}, "forgetArgs": ["--keep-last", "5"]},
+                          {"matchLabels": {"tier": "forever"}, "forgetArgs": []},
                           {"matchLabels": {"app": "x"}}],
         }))
         .unwrap();
@@ -1136,18 +1147,23 @@ mod tests {
             labelled("audit", "trail", serde_json::json!({"app": "x"})),
             labelled("blog", "logs", serde_json::json!({"tier": "logs"})),
             labelled("blog", "db", serde_json::json!({"app": "x"})),
+            labelled("shop", "same", serde_json::json!({"tier": "same"})),
+            labelled("shop", "kept", serde_json::json!({"tier": "forever"})),
+            // Both have the host a-b-c: the first group it met decides for it.
+            labelled("a-b", "c", serde_json::json!({"tier": "logs"})),
+            labelled("a", "b-c", serde_json::json!({"app": "x"})),
         ];
         let members: Vec<&PersistentVolumeClaim> = pvcs.iter().collect();
         let groups = retention_groups(&spec, &spec.repositories[0].forget_args, &members);
         let seen: Vec<(String, Vec<String>)> = groups.iter().map(|g| (g.policy.join(" "), g.hosts.clone())).collect();
         let expected = [
-            ("--keep-last 5", vec!["shop-db", "blog-db"]),
-            ("--keep-last 1", vec!["shop-logs", "blog-logs"]),
+            ("--keep-last 5", vec!["shop-db", "blog-db", "shop-same"]),
+            ("--keep-last 1", vec!["shop-logs", "blog-logs", "a-b-c"]),
             ("--keep-yearly 7", vec!["audit-trail"]),
         ];
         let expected: Vec<(String, Vec<String>)> =
             expected.into_iter().map(|(p, h)| (p.to_owned(), h.into_iter().map(str::to_owned).collect())).collect();
-        assert_eq!(seen, expected, "prune's tuning is kept out of the groups' policies");
+        assert_eq!(seen, expected, "prune's tuning kept out; a selector's policy equal to the repository's shares its group; an empty policy forgets nothing");
         assert!(retention_groups(&spec, &spec.repositories[0].forget_args, &[]).is_empty());
     }
 
@@ -1189,7 +1205,10 @@ to delete:             2 blobs / 498 B
         let groups = forget_groups(two, 2).unwrap();
         assert_eq!(forget_summary(Some(&groups)), "kept 3 and removed 1 snapshots, then pruned");
         assert_eq!(kept_snapshots(&groups).unwrap().len(), 3, "what every forget kept");
-        assert_eq!(forget_groups(two, 3), None, "one forget's list is missing: nothing is taken as kept");
+        let silent = forget_groups(two, 3).expect("a third run whose hosts had no snapshot printed nothing");
+        assert_eq!(kept_snapshots(&silent).unwrap().len(), 3);
+        assert_eq!(forget_groups(two, 1), None, "more lists than runs");
+        assert_eq!(forget_groups("", 1), None, "one run, no list: nothing is known");
         let progress = format!("{two}[0:00] 100.00%  5 / 5 packs processed\n");
         assert_eq!(forget_groups(&progress, 2).map(|g| g.len()), Some(2), "prune's progress lines are not lists");
     }
