@@ -62,13 +62,18 @@ while :; do
 done | {pg}/psql -h /data/run -U postgres -q >/dev/null &
 wait
 """
+# util-linux's setpriv by its path: the image's busybox sh runs its own applets before PATH for a
+# bare name, and busybox's setpriv cannot change user.
+# The volume's root may come as 0750 root (the host-path provisioner makes it so): the server's
+# user must be able to pass through it.
 start = f"""set -e
+chmod 755 /data
 mkdir -p /data/pg /data/run
 chown {uid}:{gid} /data/pg /data/run
 chmod 700 /data/pg
 cat >/data/run/serve.sh <<'SH'
 {serve}SH
-exec setpriv --reuid={uid} --regid={gid} --clear-groups sh /data/run/serve.sh
+exec /usr/bin/setpriv --reuid={uid} --regid={gid} --clear-groups sh /data/run/serve.sh
 """
 claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
          "metadata": {"name": f"{name}-data", "namespace": "db", "labels": {"app": name}},
@@ -120,7 +125,11 @@ start_copy() {
 }
 
 for app in notes ledger raw; do server "$app"; done
-for app in notes ledger raw; do k wait --for=jsonpath='{.status.readyReplicas}'=1 "deployment/$app" -n db --timeout=120s >/dev/null; done
+server_ready() { # APP: ready, or the failure says what its server printed
+  kubectl wait --for=jsonpath='{.status.readyReplicas}'=1 "deployment/$1" -n db --timeout=120s >/dev/null 2>&1 ||
+    fail "$1's server is not ready: $(kubectl logs -n db "deployment/$1" --tail=15 2>&1 | tr '\n' ' ') previous: $(kubectl logs -n db "deployment/$1" --previous --tail=15 2>&1 | tr '\n' ' ')"
+}
+for app in notes ledger raw; do server_ready "$app"; done
 grows() {
   local socket before
   socket="$(live_socket "$1")"
@@ -166,7 +175,7 @@ log "notes: $want rows before the backup, all in the dump"
 backup_named db ledger-data quiet
 task="$(task_named quiet)"
 assert_eq "Deployment/ledger" "$(jp task "$task" '.status.quiescedWorkloads[0]' -n db)" "the server was stopped for the backup"
-k wait --for=jsonpath='{.status.readyReplicas}'=1 deployment/ledger -n db --timeout=120s >/dev/null
+server_ready ledger
 wait_for 90 "ledger's server to take rows again" grows ledger
 start_ms="$(task_ms db "$task")"
 dir="$(check_clone ledger "$task")"
