@@ -164,18 +164,13 @@ pub struct ForgetGroup {
     pub hosts: Vec<String>,
 }
 
-/// `forgetArgs` split into the retention policy and prune's tuning (checked arguments: each flag
-/// with its value).
+/// `forgetArgs` split into the retention policy and prune's tuning (arguments `plan` checked;
+/// unchecked ones give nothing).
 pub fn split_forget_args(args: &[String]) -> (Vec<String>, Vec<String>) {
     let (mut policy, mut tuning) = (Vec::new(), Vec::new());
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        let flag = arg.split_once('=').map_or(arg.as_str(), |(flag, _)| flag);
+    for (flag, words) in forget_options(args).unwrap_or_default() {
         let to = if PRUNE_TUNING_FLAGS.contains(&flag) || FORGET_SWITCHES.contains(&flag) { &mut tuning } else { &mut policy };
-        to.push(arg.clone());
-        if !arg.contains('=') && !FORGET_SWITCHES.contains(&flag) {
-            to.extend(rest.next().cloned());
-        }
+        to.extend_from_slice(words);
     }
     (policy, tuning)
 }
@@ -210,25 +205,34 @@ pub fn check_forget_args(args: &[String]) -> Result<(), String> {
     if args.iter().any(|a| a == ";") {
         return Err("forgetArgs: \";\" is not a value any retention option takes".into());
     }
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
+    forget_options(args).map(drop)
+}
+
+/// Each option of `forgetArgs`: its flag and its words (the flag, with its value when that is
+/// an argument of its own); an error for anything but a policy option with its value.
+fn forget_options(args: &[String]) -> Result<Vec<(&str, &[String])>, String> {
+    let mut options = Vec::new();
+    let mut at = 0;
+    while let Some(arg) = args.get(at) {
         let flag = arg.split_once('=').map_or(arg.as_str(), |(flag, _)| flag);
-        if FORGET_SWITCHES.contains(&arg.as_str()) {
-            continue;
-        }
-        if !FORGET_POLICY_FLAGS.contains(&flag) {
-            return Err(format!(
-                "forgetArgs: {arg:?} is not a retention policy option (such as --keep-last 10 or --keep-daily 7)"
-            ));
-        }
-        if !arg.contains('=') {
-            match rest.next() {
-                Some(value) if !value.starts_with('-') || value.parse::<i64>().is_ok() => {}
-                _ => return Err(format!("forgetArgs: {arg} needs a value")),
+        let mut words = 1;
+        if !FORGET_SWITCHES.contains(&arg.as_str()) {
+            if !FORGET_POLICY_FLAGS.contains(&flag) {
+                return Err(format!(
+                    "forgetArgs: {arg:?} is not a retention policy option (such as --keep-last 10 or --keep-daily 7)"
+                ));
+            }
+            if !arg.contains('=') {
+                match args.get(at + 1) {
+                    Some(value) if !value.starts_with('-') || value.parse::<i64>().is_ok() => words = 2,
+                    _ => return Err(format!("forgetArgs: {arg} needs a value")),
+                }
             }
         }
+        options.push((flag, &args[at..at + words]));
+        at += words;
     }
-    Ok(())
+    Ok(options)
 }
 
 /// The bytes of the files a Clean or IfEmpty restore Job wrote, from its `datarestor-restored:`
